@@ -1,0 +1,3 @@
+"""keras_cool.utils: public objects are listed in `__all__`."""
+
+__all__ = []

@@ -1,0 +1,49 @@
+"""Packaging entry point for keras_cool."""
+
+import pathlib
+import re
+
+from setuptools import find_packages
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"',
+    (HERE / "keras_cool" / "version.py").read_text(),
+    re.M,
+).group(1)
+
+setup(
+    name="keras-cool",
+    version=VERSION,
+    description=(
+        "Multi-backend Keras 3 add-ons: layers that carry their own loss, "
+        "callbacks, EMA, output capture, a process-safe Sequence, GAN tools."
+    ),
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_cool", "keras_cool.*"]),
+    install_requires=["keras>=3.12", "numpy", "h5py"],
+    extras_require={
+        "tensorflow": ["tensorflow>=2.16"],
+        "jax": ["jax[cpu]>=0.4.30"],
+        # The CPU build: on a machine with a local CPU wheel this picks it;
+        # GPU users install their own torch first and pip keeps it.
+        "torch": ["torch>=2.2,<=2.13.0"],
+        "examples": ["scikit-learn", "Pillow", "scipy"],
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "scikit-learn",
+            "Pillow",
+            "scipy",
+        ],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Keras",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
