@@ -36,6 +36,7 @@ setup(
         "test": [
             "pytest",
             "pytest-timeout",
+            "ruff",
             "scikit-learn",
             "Pillow",
             "scipy",

@@ -13,6 +13,8 @@ import ast
 import inspect
 import pathlib
 import re
+import shutil
+import subprocess
 
 import keras
 import pytest
@@ -183,3 +185,13 @@ def test_public_class_docstring_sections(path):
         sections.append("Call arguments:")
     missing = [s for s in sections if s not in doc]
     assert not missing, f"{path} docstring lacks {missing}"
+
+
+def test_ruff_lint_and_format():
+    ruff = shutil.which("ruff")
+    assert ruff, "ruff is part of the test extra: pip install '.[test]'"
+    for args in (["check"], ["format", "--check"]):
+        proc = subprocess.run(
+            [ruff, *args, "."], cwd=REPO_DIR, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -101,8 +101,10 @@ def run_serialization_test(instance, init_kwargs=None):
         if key not in config:
             _fail(cls, f"get_config() is missing the argument `{key}`.")
         got = config[key]
-        if _is_simple(value) and _is_simple(got) and _to_json(got) != _to_json(
-            value
+        if (
+            _is_simple(value)
+            and _is_simple(got)
+            and _to_json(got) != _to_json(value)
         ):
             _fail(
                 cls,
