@@ -10,9 +10,11 @@ from keras_cool import layers
 from keras_cool import losses
 from keras_cool import testing
 from keras_cool import utils
+from keras_cool.callbacks import ExponentialMovingAverage
 from keras_cool.version import __version__
 
 __all__ = [
+    "ExponentialMovingAverage",
     "__version__",
     "callbacks",
     "layers",

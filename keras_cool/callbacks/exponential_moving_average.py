@@ -1,0 +1,617 @@
+"""Exponential moving average (EMA) of a model's weights, as a callback.
+
+Where the update runs: the callback wraps `model.train_step` (a public
+override point) for the duration of `fit`, so the EMA update is traced into
+the same compiled train function as the optimizer step.
+
+- TensorFlow: the update is part of the `tf.function` (XLA when
+  `jit_compile`), ordered after the optimizer's assignments.
+- JAX: `train_step` is stateless, `(state, data) -> (logs, state)`. The
+  callback also wraps `model.train_function` and carries its step counter
+  and shadow weights through the jitted step as extra entries at the end of
+  the state's metrics-variables list; they are split off again before the
+  trainer sees the state. So the update is inside the jitted step, nothing
+  is added to the model, and nothing syncs per step.
+- torch: `train_step` runs eagerly (or under `torch.compile`); the update
+  runs right after the optimizer step, one small group of ops per variable.
+"""
+
+import contextlib
+import os
+import tempfile
+
+import keras
+import numpy as np
+from keras import ops
+
+__all__ = ["ExponentialMovingAverage"]
+
+WARMUPS = (None, "tfa", "power")
+POLICIES = ("average", "copy", "ignore")
+FINAL_WEIGHTS = ("raw", "ema")
+
+
+def _is_float(dtype):
+    return "float" in keras.backend.standardize_dtype(dtype)
+
+
+def _atomic_savez(path, arrays):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.npz")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+@keras.saving.register_keras_serializable(package="keras_cool")
+class ExponentialMovingAverage(keras.callbacks.Callback):
+    """Keep an exponential moving average of the weights during `fit`.
+
+    Works with any optimizer and with an already compiled model: no
+    `use_ema=True` is needed. After every optimizer step (or every
+    `update_every` steps) each shadow weight is updated inside the compiled
+    train step as `shadow = d * shadow + (1 - d) * weight`. Training always
+    continues on the raw weights; the EMA weights are swapped in for
+    validation (optional), on request, and at the end of `fit` if asked.
+
+    Decay schedule, with `t = step - start_step` (optimizer steps):
+    `d = 0` while `t <= 0` (the shadows copy the weights), then
+    `d = decay` (`warmup=None`), `d = min(decay, (1 + t) / (10 + t))`
+    (`warmup="tfa"`, TF Addons' `dynamic_decay`), or
+    `d = min(decay, 1 - (1 + t / warmup_gamma) ** -warmup_power)`
+    (`warmup="power"`, timm's `ModelEmaV3` warmup). The shadows start as a
+    copy of the weights when training starts; they are float32 whatever the
+    variable dtype (mixed precision included).
+
+    Swapping copies values: `reset_old_weights()` writes back the exact raw
+    values saved by `apply_ema_weights()` (bit-identical).
+
+    Args:
+        decay: float in [0, 1), the EMA decay (momentum). Default 0.999.
+        warmup: `None`, `"tfa"` or `"power"` (see above).
+        warmup_gamma: float > 0, timm's `warmup_gamma` (`"power"` only).
+        warmup_power: float > 0, timm's `warmup_power` (`"power"` only);
+            2/3 reaches 0.999 after about 31.6K steps, 3/4 after 10K.
+        start_step: int >= 0; the shadows copy the weights until this many
+            optimizer steps have run, then averaging starts.
+        update_every: int >= 1; update the average every N optimizer steps
+            (the decay is applied per update).
+        non_trainable: what to do with non-trainable variables.
+            `"average"` (default, like timm): float ones (BatchNorm moving
+            mean/variance) are averaged, others (integer counters, seed
+            states) are copied. `"copy"`: all are copied at each update.
+            `"ignore"`: they are not tracked, and swapping leaves them alone.
+        validate_on_ema: bool; if True (default), validation during `fit`,
+            and `evaluate`/`predict` called with this callback, run on the
+            EMA weights; the raw weights are restored afterwards.
+        swap_on_epoch: bool; if True, the EMA weights are in the model from
+            this callback's `on_epoch_end` to the next epoch's start, so
+            callbacks listed after it (`ModelCheckpoint`, a callback that
+            calls `predict`) see the EMA weights. Default False.
+        final_weights: `"raw"` (default) or `"ema"`: what the model holds
+            when `fit` returns. With `"ema"`, `reset_old_weights()` brings
+            the raw weights back, and the next `fit` starts from them.
+        state_path: optional file name (may contain `{epoch}`); if set, the
+            EMA state is saved there (atomically) at every epoch end, for
+            resuming together with a `ModelCheckpoint`.
+        **kwargs: passed to `keras.callbacks.Callback`.
+
+    Example:
+
+    ```python
+    ema = keras_cool.callbacks.ExponentialMovingAverage(decay=0.999)
+    model.fit(x, y, validation_data=(xv, yv), callbacks=[ema])
+    with ema.swapped_weights():
+        model.evaluate(xv, yv)  # on EMA weights
+    ema.save_ema_model("ema_model.keras")
+    ema.save_state("ema_state.npz")  # resume: ema.load_state(...) + fit
+    ```
+
+    Reference:
+        Polyak & Juditsky 1992; Su Jianlin, "让Keras更酷一些!" (2019);
+        `tfa.optimizers.MovingAverage`; timm `ModelEmaV3`.
+    """
+
+    def __init__(
+        self,
+        decay=0.999,
+        warmup=None,
+        warmup_gamma=1.0,
+        warmup_power=2.0 / 3.0,
+        start_step=0,
+        update_every=1,
+        non_trainable="average",
+        validate_on_ema=True,
+        swap_on_epoch=False,
+        final_weights="raw",
+        state_path=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(decay) < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay}.")
+        if warmup not in WARMUPS:
+            raise ValueError(
+                f"warmup must be one of {WARMUPS}, got {warmup!r}."
+            )
+        if warmup_gamma <= 0 or warmup_power <= 0:
+            raise ValueError(
+                "warmup_gamma and warmup_power must be > 0, got "
+                f"{warmup_gamma} and {warmup_power}."
+            )
+        if int(start_step) != start_step or start_step < 0:
+            raise ValueError(f"start_step must be an int >= 0: {start_step}.")
+        if int(update_every) != update_every or update_every < 1:
+            raise ValueError(
+                f"update_every must be an int >= 1, got {update_every}."
+            )
+        if non_trainable not in POLICIES:
+            raise ValueError(
+                f"non_trainable must be one of {POLICIES}, got "
+                f"{non_trainable!r}."
+            )
+        if final_weights not in FINAL_WEIGHTS:
+            raise ValueError(
+                f"final_weights must be one of {FINAL_WEIGHTS}, got "
+                f"{final_weights!r}."
+            )
+        self.decay = float(decay)
+        self.warmup = warmup
+        self.warmup_gamma = float(warmup_gamma)
+        self.warmup_power = float(warmup_power)
+        self.start_step = int(start_step)
+        self.update_every = int(update_every)
+        self.non_trainable = non_trainable
+        self.validate_on_ema = bool(validate_on_ema)
+        self.swap_on_epoch = bool(swap_on_epoch)
+        self.final_weights = final_weights
+        self.state_path = state_path
+        self._variables = None  # model variables, in shadow order
+        self._averaged = None  # per variable: average (True) or copy
+        self._shadows = None  # keras.Variables: float32 or copy dtype
+        self._step = None  # keras.Variable, int32: optimizer steps seen
+        self._pending_state = None  # arrays from load_state before init
+        self._live = None  # JAX: latest (step, *shadows) arrays during fit
+        self._backup = None  # raw values while the EMA weights are applied
+        self._auto_swapped = False  # applied by this callback's hooks
+        self._installed = None  # (model, train_step, train_function)
+
+    # ------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------
+    @property
+    def step(self):
+        """Optimizer steps seen by the EMA (an int), 0 before training."""
+        if self._step is None:
+            return 0
+        self._sync()
+        return int(np.asarray(self._step.numpy()))
+
+    @property
+    def applied(self):
+        """True while the EMA weights are in the model."""
+        return self._backup is not None
+
+    def ema_weights(self):
+        """The shadow weights as numpy arrays, in `model.weights` order
+        restricted to the tracked variables (see `tracked_variables`)."""
+        self._require_state("read the EMA weights")
+        self._sync()
+        return [np.array(s.numpy()) for s in self._shadows]
+
+    def tracked_variables(self):
+        """The model variables that have a shadow, in shadow order."""
+        self._require_state("list the tracked variables")
+        return list(self._variables)
+
+    def apply_ema_weights(self):
+        """Write the EMA weights into the model, keeping the raw weights.
+
+        Raises:
+            RuntimeError: if there is no EMA yet, or the EMA weights are
+                already applied (call `reset_old_weights()` first).
+        """
+        self._require_state("apply the EMA weights")
+        if self._backup is not None:
+            raise RuntimeError(
+                "The EMA weights are already applied; applying twice would "
+                "lose the raw weights. Call reset_old_weights() first."
+            )
+        self._sync_model()
+        self._sync()
+        self._backup = [ops.copy(v.value) for v in self._variables]
+        for variable, shadow in zip(self._variables, self._shadows):
+            value = ops.cast(shadow.value, variable.dtype)
+            variable.assign(ops.copy(value))
+
+    def reset_old_weights(self):
+        """Restore the raw weights saved by `apply_ema_weights()` (a copy,
+        bit-exact).
+
+        Raises:
+            RuntimeError: if the EMA weights are not applied.
+        """
+        if self._backup is None:
+            raise RuntimeError(
+                "reset_old_weights() called but the EMA weights are not "
+                "applied: there are no raw weights to restore. Call "
+                "apply_ema_weights() first."
+            )
+        self._sync_model()
+        for variable, value in zip(self._variables, self._backup):
+            variable.assign(value)
+        self._backup = None
+        self._auto_swapped = False
+
+    @contextlib.contextmanager
+    def _swapped(self):
+        self.apply_ema_weights()
+        try:
+            yield self
+        finally:
+            self.reset_old_weights()
+
+    def swapped_weights(self):
+        """A context manager: EMA weights inside, raw weights restored
+        bit-exactly on exit (also on exceptions).
+
+        Example: `with ema.swapped_weights(): model.evaluate(x, y)`.
+        """
+        return self._swapped()
+
+    def save_ema_model(self, filepath, **kwargs):
+        """Save the model holding the EMA weights (for deployment) with
+        `model.save(filepath, **kwargs)`; the raw weights are restored."""
+        if self.applied:
+            self._model.save(filepath, **kwargs)
+            return
+        with self.swapped_weights():
+            self._model.save(filepath, **kwargs)
+
+    def save_state(self, path):
+        """Save the EMA state (step and shadow weights) atomically to a
+        `.npz` file, for `load_state` when resuming."""
+        self._require_state("save the EMA state")
+        self._sync()
+        arrays = {"step": np.asarray(self._step.numpy(), "int64")}
+        for i, shadow in enumerate(self._shadows):
+            arrays[f"shadow_{i}"] = np.array(shadow.numpy())
+        arrays["paths"] = np.array([v.path for v in self._variables])
+        _atomic_savez(path, arrays)
+        return path
+
+    def load_state(self, path):
+        """Load a state written by `save_state`.
+
+        Before training (no model yet) the state is kept and used when
+        `fit` starts; it is checked against the model then.
+        """
+        with np.load(path, allow_pickle=False) as data:
+            count = len([k for k in data.files if k.startswith("shadow_")])
+            shadows = [data[f"shadow_{i}"] for i in range(count)]
+            step = int(data["step"])
+        if self._shadows is None:
+            self._pending_state = (step, shadows)
+            if self._model is not None:
+                self._ensure_state(self._model)
+            return
+        self._check_loaded(shadows)
+        self._sync()
+        self._step.assign(step)
+        for shadow, value in zip(self._shadows, shadows):
+            shadow.assign(value)
+
+    # ------------------------------------------------------------------
+    # Callback hooks
+    # ------------------------------------------------------------------
+    def set_model(self, model):
+        if self._model is not None and model is not self._model:
+            if self._shadows is not None:
+                raise ValueError(
+                    "This ExponentialMovingAverage already tracks another "
+                    "model; create one callback per model."
+                )
+        super().set_model(model)
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if self._backup is not None:
+            # Training always continues on the raw weights.
+            self.reset_old_weights()
+        self._ensure_state(model)
+        self._install(model)
+
+    def on_train_end(self, logs=None):
+        self._sync_model()
+        self._uninstall()
+        if self._auto_swapped:
+            self.reset_old_weights()
+        if self.final_weights == "ema" and self._backup is None:
+            self.apply_ema_weights()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._auto_swapped:
+            self.reset_old_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._sync_model()
+        if self.state_path:
+            self.save_state(str(self.state_path).format(epoch=epoch + 1))
+        if self.swap_on_epoch and self._backup is None:
+            self.apply_ema_weights()
+            self._auto_swapped = True
+
+    def on_test_begin(self, logs=None):
+        self._auto_apply()
+
+    def on_test_end(self, logs=None):
+        self._auto_reset()
+
+    def on_predict_begin(self, logs=None):
+        self._auto_apply()
+
+    def on_predict_end(self, logs=None):
+        self._auto_reset()
+
+    def get_config(self):
+        return {
+            "decay": self.decay,
+            "warmup": self.warmup,
+            "warmup_gamma": self.warmup_gamma,
+            "warmup_power": self.warmup_power,
+            "start_step": self.start_step,
+            "update_every": self.update_every,
+            "non_trainable": self.non_trainable,
+            "validate_on_ema": self.validate_on_ema,
+            "swap_on_epoch": self.swap_on_epoch,
+            "final_weights": self.final_weights,
+            "state_path": self.state_path,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # ------------------------------------------------------------------
+    # Internals
+    # ------------------------------------------------------------------
+    def _auto_apply(self):
+        if self.validate_on_ema and self._shadows is not None:
+            if self._backup is None:
+                self.apply_ema_weights()
+                self._eval_swapped = True
+                return
+        self._eval_swapped = False
+
+    def _auto_reset(self):
+        if getattr(self, "_eval_swapped", False):
+            self._eval_swapped = False
+            self.reset_old_weights()
+
+    def _require_state(self, what):
+        if self._shadows is None:
+            raise RuntimeError(
+                f"Cannot {what}: there is no EMA yet. Train with this "
+                "callback (model.fit(..., callbacks=[ema])) or call "
+                "load_state() and fit first."
+            )
+
+    def _sync_model(self):
+        # On JAX, reading `self.model` attaches the trainer state to the
+        # model variables (a no-op elsewhere).
+        if self._model is not None:
+            self.model  # noqa: B018
+
+    def _sync(self):
+        """JAX: write the live state arrays back into our variables."""
+        if self._live is not None:
+            self._step.assign(self._live[0])
+            for shadow, value in zip(self._shadows, self._live[1:]):
+                shadow.assign(value)
+            self._live = None
+
+    def _select_variables(self, model):
+        variables, averaged = [], []
+        for v in model.trainable_variables:
+            variables.append(v)
+            averaged.append(_is_float(v.dtype))
+        if self.non_trainable != "ignore":
+            for v in model.non_trainable_variables:
+                variables.append(v)
+                averaged.append(
+                    self.non_trainable == "average" and _is_float(v.dtype)
+                )
+        return variables, averaged
+
+    def _shadow_dtype(self, variable, averaged):
+        return "float32" if averaged else variable.dtype
+
+    def _ensure_state(self, model):
+        variables, averaged = self._select_variables(model)
+        if self._shadows is not None:
+            known = {id(v) for v in self._variables}
+            if {id(v) for v in variables} != known:
+                raise ValueError(
+                    "The model's variables changed since this "
+                    "ExponentialMovingAverage started tracking it (e.g. a "
+                    "layer was added or made (non-)trainable). Create a new "
+                    "callback, or load a saved state into a fresh one."
+                )
+            return
+        if not variables:
+            return
+        if self._pending_state is not None:
+            step, values = self._pending_state
+            self._variables, self._averaged = variables, averaged
+            self._check_loaded(values)
+        else:
+            step = 0
+            values = [
+                ops.cast(v.value, self._shadow_dtype(v, a))
+                for v, a in zip(variables, averaged)
+            ]
+        shadows = []
+        for i, (v, a, value) in enumerate(zip(variables, averaged, values)):
+            shadows.append(
+                keras.Variable(
+                    ops.copy(ops.cast(value, self._shadow_dtype(v, a))),
+                    dtype=self._shadow_dtype(v, a),
+                    trainable=False,
+                    name=f"ema_{i}",
+                )
+            )
+        self._step = keras.Variable(
+            step, dtype="int32", trainable=False, name="ema_step"
+        )
+        self._variables, self._averaged = variables, averaged
+        self._shadows = shadows
+        self._pending_state = None
+
+    def _check_loaded(self, values):
+        if len(values) != len(self._variables):
+            raise ValueError(
+                f"The saved EMA state has {len(values)} shadow weights but "
+                f"the model has {len(self._variables)} tracked variables "
+                f"(non_trainable={self.non_trainable!r}). Load a state saved "
+                "for the same model and the same non_trainable policy."
+            )
+        for variable, value in zip(self._variables, values):
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"The saved EMA state does not match the model: shadow "
+                    f"of shape {tuple(value.shape)} for variable "
+                    f"{variable.path} of shape {tuple(variable.shape)}."
+                )
+
+    def _decay_at(self, step):
+        t = ops.cast(step - self.start_step, "float32")
+        if self.warmup == "tfa":
+            d = ops.minimum(self.decay, (1.0 + t) / (10.0 + t))
+        elif self.warmup == "power":
+            base = 1.0 + ops.maximum(t, 0.0) / self.warmup_gamma
+            d = 1.0 - ops.power(base, -self.warmup_power)
+            d = ops.clip(d, 0.0, self.decay)
+        else:
+            d = ops.convert_to_tensor(self.decay, "float32")
+        return ops.where(t > 0, d, ops.zeros_like(d))
+
+    def _advance(self, step, shadows, weights):
+        """Pure update: returns the new step and shadow values."""
+        step = step + 1
+        d = self._decay_at(step)
+
+        def update():
+            new = []
+            for averaged, shadow, weight in zip(
+                self._averaged, shadows, weights
+            ):
+                weight = ops.stop_gradient(weight)
+                if averaged:
+                    weight = ops.cast(weight, "float32")
+                    new.append(d * shadow + (1.0 - d) * weight)
+                else:
+                    new.append(ops.copy(weight))
+            return new
+
+        if self.update_every == 1:
+            return step, update()
+        due = ops.equal(step % self.update_every, 0)
+        new = ops.cond(due, update, lambda: [ops.copy(s) for s in shadows])
+        return step, new
+
+    def _install(self, model):
+        if self._shadows is None:
+            raise ValueError(
+                "ExponentialMovingAverage found no variables in the model: "
+                "build the model before fit."
+            )
+        self._uninstall()
+        had_instance_step = "train_step" in vars(model)
+        original_step = model.train_step
+        stateless = keras.backend.backend() == "jax"
+        if stateless and keras.distribution.distribution() is not None:
+            raise NotImplementedError(
+                "ExponentialMovingAverage does not support a "
+                "keras.distribution on JAX yet (the train state is sharded). "
+                "Unset the distribution or use another backend."
+            )
+        if stateless:
+            positions = self._jax_positions(model)
+            count = 1 + len(self._shadows)
+
+            def train_step(state, data):
+                trainable, non_trainable, optimizer, metrics = state
+                ema = list(metrics[-count:])
+                metrics = list(metrics[:-count])
+                logs, state = original_step(
+                    (trainable, non_trainable, optimizer, metrics), data
+                )
+                trainable, non_trainable, optimizer, metrics = state
+                lists = (trainable, non_trainable)
+                weights = [lists[g][i] for g, i in positions]
+                step, shadows = self._advance(ema[0], ema[1:], weights)
+                metrics = list(metrics) + [step] + list(shadows)
+                return logs, (trainable, non_trainable, optimizer, metrics)
+
+        else:
+
+            def train_step(*args, **kwargs):
+                logs = original_step(*args, **kwargs)
+                weights = [v.value for v in self._variables]
+                step, shadows = self._advance(
+                    self._step.value, [s.value for s in self._shadows], weights
+                )
+                self._step.assign(step)
+                for shadow, value in zip(self._shadows, shadows):
+                    shadow.assign(value)
+                return logs
+
+        model.train_step = train_step
+        model.make_train_function(force=True)
+        if stateless:
+            original_function = model.train_function
+
+            def train_function(state, iterator):
+                if self._live is None:
+                    self._live = [ops.copy(self._step.value)] + [
+                        ops.copy(s.value) for s in self._shadows
+                    ]
+                trainable, non_trainable, optimizer, metrics = state
+                metrics = list(metrics) + self._live
+                logs, state = original_function(
+                    (trainable, non_trainable, optimizer, metrics), iterator
+                )
+                trainable, non_trainable, optimizer, metrics = state
+                self._live = list(metrics[-count:])
+                metrics = list(metrics[:-count])
+                return logs, (trainable, non_trainable, optimizer, metrics)
+
+            model.train_function = train_function
+        self._installed = (model, had_instance_step, original_step)
+
+    def _uninstall(self):
+        if self._installed is None:
+            return
+        model, had_instance_step, original_step = self._installed
+        self._installed = None
+        self._sync()
+        if had_instance_step:
+            model.train_step = original_step
+        else:
+            del model.train_step
+        model.make_train_function(force=True)
+
+    def _jax_positions(self, model):
+        index = {}
+        for g, group in enumerate(
+            (model.trainable_variables, model.non_trainable_variables)
+        ):
+            for i, v in enumerate(group):
+                index[id(v)] = (g, i)
+        return [index[id(v)] for v in self._variables]
