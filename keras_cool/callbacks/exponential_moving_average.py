@@ -301,7 +301,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             if self._model is not None:
                 self._ensure_state(self._model)
             return
-        self._check_loaded(shadows)
+        self._check_loaded(shadows, self._variables)
         self._sync()
         self._step.assign(step)
         for shadow, value in zip(self._shadows, shadows):
@@ -448,8 +448,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             return
         if self._pending_state is not None:
             step, values = self._pending_state
-            self._variables, self._averaged = variables, averaged
-            self._check_loaded(values)
+            self._check_loaded(values, variables)
         else:
             step = 0
             values = [
@@ -473,15 +472,15 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._shadows = shadows
         self._pending_state = None
 
-    def _check_loaded(self, values):
-        if len(values) != len(self._variables):
+    def _check_loaded(self, values, variables):
+        if len(values) != len(variables):
             raise ValueError(
                 f"The saved EMA state has {len(values)} shadow weights but "
-                f"the model has {len(self._variables)} tracked variables "
+                f"the model has {len(variables)} tracked variables "
                 f"(non_trainable={self.non_trainable!r}). Load a state saved "
                 "for the same model and the same non_trainable policy."
             )
-        for variable, value in zip(self._variables, values):
+        for variable, value in zip(variables, values):
             if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(
                     f"The saved EMA state does not match the model: shadow "
