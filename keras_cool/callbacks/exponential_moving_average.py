@@ -531,6 +531,13 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                 "build the model before fit."
             )
         self._uninstall()
+        owner = getattr(model.train_step, "keras_cool_ema", None)
+        if owner is not None:
+            raise ValueError(
+                "Another ExponentialMovingAverage is attached to this model "
+                "(one per model at a time). If its fit was interrupted, call "
+                "its detach() method first."
+            )
         had_instance_step = "train_step" in vars(model)
         original_step = model.train_step
         stateless = keras.backend.backend() == "jax"
@@ -571,6 +578,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                     shadow.assign(value)
                 return logs
 
+        train_step.keras_cool_ema = self
         model.train_step = train_step
         model.make_train_function(force=True)
         if stateless:
@@ -593,6 +601,14 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
             model.train_function = train_function
         self._installed = (model, had_instance_step, original_step)
+
+    def detach(self):
+        """Remove the EMA update from the model's train step.
+
+        `fit` does this itself at its end; call it only after a `fit` that
+        was interrupted by an exception, to train the model without EMA.
+        """
+        self._uninstall()
 
     def _uninstall(self):
         if self._installed is None:

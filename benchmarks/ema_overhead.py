@@ -1,0 +1,128 @@
+"""Step time of `fit` with keras_cool's EMA vs no EMA vs Keras's `use_ema`.
+
+Three identical MLPs (about 0.93M parameters: 784-512-512-512-10) are
+trained with Adam on random data, in one process, on the current backend:
+
+- none: no EMA;
+- ema: `keras_cool.callbacks.ExponentialMovingAverage(decay=0.999)`;
+- keras_use_ema: `keras.optimizers.Adam(use_ema=True, ema_momentum=0.999)`.
+
+Each timed run builds a fresh model (same seed) and runs a `fit` of 2
+epochs; only the second epoch is timed (the first one compiles). Fresh
+models also sidestep a Keras 3.15.1 bug: with `use_ema=True` on JAX, a
+second `fit` on the same model fails ("Attempt to donate the same buffer
+twice", the model variables and their averages share a buffer after
+`finalize_variable_values`). The variants are interleaved (A, B, C, A, B,
+C, ...) to spread the noise of a shared machine over all of them, and the
+median per-step time over the repeats is reported.
+
+The last line is
+`ema_overhead: ratio=R (ema=... s, none=... s, keras_use_ema=... s)` with
+R = ema / none (per-step times).
+"""
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+from keras_cool.callbacks import ExponentialMovingAverage
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        float(logs["loss"])  # the epoch's work is done
+        self.times.append(time.perf_counter() - self.start)
+
+
+def make_model(width, depth, inputs, use_ema, seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [keras.Input((inputs,))]
+        + [keras.layers.Dense(width, activation="relu") for _ in range(depth)]
+        + [keras.layers.Dense(10)]
+    )
+    optimizer = keras.optimizers.Adam(1e-4, use_ema=use_ema, ema_momentum=0.999)
+    model.compile(
+        optimizer,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny run")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=60, help="per epoch")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    width, depth, inputs = 512, 3, 784
+    if args.quick:
+        width, depth, inputs = 32, 2, 16
+        args.repeats, args.steps, args.batch_size = 1, 4, 16
+
+    rng = np.random.default_rng(args.seed)
+    n = args.steps * args.batch_size
+    x = rng.standard_normal((n, inputs)).astype("float32")
+    y = rng.integers(0, 10, size=(n,))
+
+    def variant(name):
+        model = make_model(
+            width, depth, inputs, name == "keras_use_ema", args.seed
+        )
+        ema = ExponentialMovingAverage(decay=0.999) if name == "ema" else None
+        return model, ema
+
+    names = ["none", "ema", "keras_use_ema"]
+    params = variant("none")[0].count_params()
+    print(
+        f"backend={keras.backend.backend()} params={params} "
+        f"batch={args.batch_size} steps/epoch={args.steps} "
+        f"repeats={args.repeats}"
+    )
+    per_step = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        for name in names:
+            model, ema = variant(name)
+            timer = EpochTimer()
+            callbacks = [timer] if ema is None else [ema, timer]
+            model.fit(
+                x,
+                y,
+                batch_size=args.batch_size,
+                epochs=2,
+                shuffle=False,
+                verbose=0,
+                callbacks=callbacks,
+            )
+            per_step[name].append(timer.times[-1] / args.steps)
+        print(
+            f"repeat {repeat}: "
+            + ", ".join(
+                f"{k}={v[-1] * 1e3:.3f} ms/step" for k, v in per_step.items()
+            )
+        )
+    median = {k: float(np.median(v)) for k, v in per_step.items()}
+    print(
+        "ema vs keras use_ema: "
+        f"ratio={median['ema'] / median['keras_use_ema']:.3f}"
+    )
+    print(
+        f"ema_overhead: ratio={median['ema'] / median['none']:.3f} "
+        f"(ema={median['ema']:.3g} s, none={median['none']:.3g} s, "
+        f"keras_use_ema={median['keras_use_ema']:.3g} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
