@@ -19,6 +19,7 @@ the same compiled train function as the optimizer step.
 import contextlib
 import os
 import tempfile
+import weakref
 
 import keras
 import numpy as np
@@ -29,6 +30,8 @@ __all__ = ["ExponentialMovingAverage"]
 WARMUPS = (None, "tfa", "power")
 POLICIES = ("average", "copy", "ignore")
 FINAL_WEIGHTS = ("raw", "ema")
+# Model attribute holding the EMA callbacks attached to its train step.
+CHAIN_ATTR = "_keras_cool_ema_chain"
 
 
 def _is_float(dtype):
@@ -530,77 +533,28 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                 "ExponentialMovingAverage found no variables in the model: "
                 "build the model before fit."
             )
-        self._uninstall()
-        owner = getattr(model.train_step, "keras_cool_ema", None)
-        if owner is not None:
-            raise ValueError(
-                "Another ExponentialMovingAverage is attached to this model "
-                "(one per model at a time). If its fit was interrupted, call "
-                "its detach() method first."
-            )
-        had_instance_step = "train_step" in vars(model)
-        original_step = model.train_step
-        stateless = keras.backend.backend() == "jax"
-        if stateless and keras.distribution.distribution() is not None:
-            raise NotImplementedError(
-                "ExponentialMovingAverage does not support a "
-                "keras.distribution on JAX yet (the train state is sharded). "
-                "Unset the distribution or use another backend."
-            )
-        if stateless:
-            positions = self._jax_positions(model)
-            count = 1 + len(self._shadows)
-
-            def train_step(state, data):
-                trainable, non_trainable, optimizer, metrics = state
-                ema = list(metrics[-count:])
-                metrics = list(metrics[:-count])
-                logs, state = original_step(
-                    (trainable, non_trainable, optimizer, metrics), data
+        if keras.backend.backend() == "jax":
+            if keras.distribution.distribution() is not None:
+                raise NotImplementedError(
+                    "ExponentialMovingAverage does not support a "
+                    "keras.distribution on JAX yet (the train state is "
+                    "sharded). Unset it, or use another backend."
                 )
-                trainable, non_trainable, optimizer, metrics = state
-                lists = (trainable, non_trainable)
-                weights = [lists[g][i] for g, i in positions]
-                step, shadows = self._advance(ema[0], ema[1:], weights)
-                metrics = list(metrics) + [step] + list(shadows)
-                return logs, (trainable, non_trainable, optimizer, metrics)
-
-        else:
-
-            def train_step(*args, **kwargs):
-                logs = original_step(*args, **kwargs)
-                weights = [v.value for v in self._variables]
-                step, shadows = self._advance(
-                    self._step.value, [s.value for s in self._shadows], weights
+            nnx = getattr(keras.config, "is_nnx_enabled", lambda: False)
+            if nnx():
+                raise NotImplementedError(
+                    "ExponentialMovingAverage does not support Flax NNX "
+                    "models (KERAS_NNX_ENABLED): their train step bypasses "
+                    "model.train_step."
                 )
-                self._step.assign(step)
-                for shadow, value in zip(self._shadows, shadows):
-                    shadow.assign(value)
-                return logs
-
-        train_step.keras_cool_ema = self
-        model.train_step = train_step
-        model.make_train_function(force=True)
-        if stateless:
-            original_function = model.train_function
-
-            def train_function(state, iterator):
-                if self._live is None:
-                    self._live = [ops.copy(self._step.value)] + [
-                        ops.copy(s.value) for s in self._shadows
-                    ]
-                trainable, non_trainable, optimizer, metrics = state
-                metrics = list(metrics) + self._live
-                logs, state = original_function(
-                    (trainable, non_trainable, optimizer, metrics), iterator
-                )
-                trainable, non_trainable, optimizer, metrics = state
-                self._live = list(metrics[-count:])
-                metrics = list(metrics[:-count])
-                return logs, (trainable, non_trainable, optimizer, metrics)
-
-            model.train_function = train_function
-        self._installed = (model, had_instance_step, original_step)
+        chain = getattr(model, CHAIN_ATTR, None)
+        if chain is None:
+            chain = _Chain(model)
+            setattr(model, CHAIN_ATTR, chain)
+        if self not in chain.members:
+            chain.members.append(self)
+        self._installed = model
+        chain.rebuild()
 
     def detach(self):
         """Remove the EMA update from the model's train step.
@@ -613,14 +567,73 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     def _uninstall(self):
         if self._installed is None:
             return
-        model, had_instance_step, original_step = self._installed
-        self._installed = None
+        model, self._installed = self._installed, None
         self._sync()
-        if had_instance_step:
-            model.train_step = original_step
-        else:
-            del model.train_step
-        model.make_train_function(force=True)
+        chain = getattr(model, CHAIN_ATTR, None)
+        if chain is not None and self in chain.members:
+            chain.members.remove(self)
+            chain.rebuild()
+            if not chain.members:
+                delattr(model, CHAIN_ATTR)
+
+    def _wrap_step(self, model, inner):
+        """Returns a train step running `inner`, then the EMA update."""
+        if keras.backend.backend() != "jax":
+
+            def train_step(*args, **kwargs):
+                logs = inner(*args, **kwargs)
+                weights = [v.value for v in self._variables]
+                step, shadows = self._advance(
+                    self._step.value, [s.value for s in self._shadows], weights
+                )
+                self._step.assign(step)
+                for shadow, value in zip(self._shadows, shadows):
+                    shadow.assign(value)
+                return logs
+
+            return train_step
+
+        # JAX: stateless. Our step and shadows are the last `count` entries
+        # of the metrics-variables list (see `_wrap_function`).
+        positions = self._jax_positions(model)
+        count = 1 + len(self._shadows)
+
+        def stateless_train_step(state, data):
+            trainable, non_trainable, optimizer, metrics = state
+            ema = list(metrics[-count:])
+            metrics = list(metrics[:-count])
+            logs, state = inner(
+                (trainable, non_trainable, optimizer, metrics), data
+            )
+            trainable, non_trainable, optimizer, metrics = state
+            lists = (trainable, non_trainable)
+            weights = [lists[g][i] for g, i in positions]
+            step, shadows = self._advance(ema[0], ema[1:], weights)
+            metrics = list(metrics) + [step] + list(shadows)
+            return logs, (trainable, non_trainable, optimizer, metrics)
+
+        return stateless_train_step
+
+    def _wrap_function(self, inner):
+        """JAX: carry our state through the trainer's train function."""
+        count = 1 + len(self._shadows)
+
+        def train_function(state, iterator):
+            if self._live is None:
+                self._live = [ops.copy(self._step.value)] + [
+                    ops.copy(s.value) for s in self._shadows
+                ]
+            trainable, non_trainable, optimizer, metrics = state
+            metrics = list(metrics) + self._live
+            logs, state = inner(
+                (trainable, non_trainable, optimizer, metrics), iterator
+            )
+            trainable, non_trainable, optimizer, metrics = state
+            self._live = list(metrics[-count:])
+            metrics = list(metrics[:-count])
+            return logs, (trainable, non_trainable, optimizer, metrics)
+
+        return train_function
 
     def _jax_positions(self, model):
         index = {}
@@ -630,3 +643,42 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             for i, v in enumerate(group):
                 index[id(v)] = (g, i)
         return [index[id(v)] for v in self._variables]
+
+
+class _Chain:
+    """The EMA callbacks attached to one model, in attachment order.
+
+    `rebuild()` wraps the model's own train step once per member (each
+    update runs after the optimizer step and the members before it), then
+    rebuilds the train function; on JAX it also wraps the train function so
+    that each member's state rides along (innermost: the last member, whose
+    entries are last in the list).
+    """
+
+    def __init__(self, model):
+        self.members = []
+        # The user's own instance-level train_step, if any (else the
+        # class's method is used).
+        self.base_step = vars(model).get("train_step")
+        self.model_ref = weakref.ref(model)
+
+    def rebuild(self):
+        model = self.model_ref()
+        if "train_step" in vars(model):
+            del model.train_step
+        if self.base_step is not None:
+            model.train_step = self.base_step
+        step = model.train_step
+        for member in self.members:
+            step = member._wrap_step(model, step)
+        if self.members:
+            model.train_step = step
+        model.make_train_function(force=True)
+        if keras.backend.backend() == "jax" and self.members:
+            function = model.train_function
+            for member in reversed(self.members):
+                function = member._wrap_function(function)
+            model.train_function = function
+
+
+_CHAINS = weakref.WeakKeyDictionary()

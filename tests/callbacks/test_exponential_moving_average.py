@@ -93,6 +93,7 @@ def test_shadows_follow_the_recurrence(kind, kwargs, decay_at):
     model(X[:1])
     record = RecordWeights()
     ema = ExponentialMovingAverage(**kwargs)
+    fast = ExponentialMovingAverage(decay=0.5)  # a second one, same model
     model.fit(
         X,
         Y,
@@ -100,8 +101,11 @@ def test_shadows_follow_the_recurrence(kind, kwargs, decay_at):
         epochs=2,
         shuffle=False,
         verbose=0,
-        callbacks=[record, ema],
+        callbacks=[record, ema, fast],
     )
+    fast_expected = expected_shadows(record.steps, lambda t: 0.5)
+    for g, e in zip(fast.ema_weights(), fast_expected):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-6)
     assert ema.step == 8
     expected = expected_shadows(
         record.steps, decay_at, kwargs.get("update_every", 1)
