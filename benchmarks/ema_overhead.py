@@ -7,14 +7,16 @@ trained with Adam on random data, in one process, on the current backend:
 - ema: `keras_cool.callbacks.ExponentialMovingAverage(decay=0.999)`;
 - keras_use_ema: `keras.optimizers.Adam(use_ema=True, ema_momentum=0.999)`.
 
-Each timed run builds a fresh model (same seed) and runs a `fit` of 2
-epochs; only the second epoch is timed (the first one compiles). Fresh
+Each run builds a fresh model (same seed) and runs one `fit` of
+1 + `--timed-epochs` short epochs; the first epoch (compilation) is not
+timed, each later epoch gives one per-step sample. Fresh
 models also sidestep a Keras 3.15.1 bug: with `use_ema=True` on JAX, a
 second `fit` on the same model fails ("Attempt to donate the same buffer
 twice", the model variables and their averages share a buffer after
 `finalize_variable_values`). The variants are interleaved (A, B, C, A, B,
 C, ...) to spread the noise of a shared machine over all of them, and the
-median per-step time over the repeats is reported.
+median per-step time over all samples is reported (the minimum too: on a
+loaded machine it is the steadier of the two).
 
 The last line is
 `ema_overhead: ratio=R (ema=... s, none=... s, keras_use_ema=... s)` with
@@ -61,15 +63,20 @@ def make_model(width, depth, inputs, use_ema, seed):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny run")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=60, help="per epoch")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--timed-epochs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20, help="per epoch")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--depth", type=int, default=3, help="hidden layers")
+    parser.add_argument("--inputs", type=int, default=784)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    width, depth, inputs = 512, 3, 784
+    width, depth, inputs = args.width, args.depth, args.inputs
     if args.quick:
         width, depth, inputs = 32, 2, 16
-        args.repeats, args.steps, args.batch_size = 1, 4, 16
+        args.repeats, args.timed_epochs = 1, 1
+        args.steps, args.batch_size = 4, 16
 
     rng = np.random.default_rng(args.seed)
     n = args.steps * args.batch_size
@@ -88,7 +95,7 @@ def main():
     print(
         f"backend={keras.backend.backend()} params={params} "
         f"batch={args.batch_size} steps/epoch={args.steps} "
-        f"repeats={args.repeats}"
+        f"repeats={args.repeats}x{args.timed_epochs} epochs"
     )
     per_step = {name: [] for name in names}
     for repeat in range(args.repeats):
@@ -100,21 +107,29 @@ def main():
                 x,
                 y,
                 batch_size=args.batch_size,
-                epochs=2,
+                epochs=1 + args.timed_epochs,
                 shuffle=False,
                 verbose=0,
                 callbacks=callbacks,
             )
-            per_step[name].append(timer.times[-1] / args.steps)
+            per_step[name].extend(t / args.steps for t in timer.times[1:])
         print(
             f"repeat {repeat}: "
             + ", ".join(
-                f"{k}={v[-1] * 1e3:.3f} ms/step" for k, v in per_step.items()
+                f"{k}={np.median(v[-args.timed_epochs :]) * 1e3:.3f} ms/step"
+                for k, v in per_step.items()
             )
         )
     median = {k: float(np.median(v)) for k, v in per_step.items()}
+    best = {k: float(np.min(v)) for k, v in per_step.items()}
+    for label, stat in (("median", median), ("min", best)):
+        print(
+            f"{label}: ema/none={stat['ema'] / stat['none']:.3f} "
+            f"ema/keras_use_ema={stat['ema'] / stat['keras_use_ema']:.3f} "
+            f"keras_use_ema/none={stat['keras_use_ema'] / stat['none']:.3f}"
+        )
     print(
-        "ema vs keras use_ema: "
+        "ema vs keras use_ema (median): "
         f"ratio={median['ema'] / median['keras_use_ema']:.3f}"
     )
     print(

@@ -1,25 +1,27 @@
 """Exponential moving average (EMA) of a model's weights, as a callback.
 
-Where the update runs: the callback wraps `model.train_step` (a public
-override point) for the duration of `fit`, so the EMA update is traced into
-the same compiled train function as the optimizer step.
+Where the update runs: the callback replaces `model.train_function` with a
+small dispatcher that runs a train function built from `model.train_step`
+(a public override point) followed by the EMA update, so the update is
+traced into the same compiled function as the optimizer step. Each set of
+active EMA callbacks is compiled once and cached on the model; a `fit`
+without the callback runs the model's plain train function.
 
 - TensorFlow: the update is part of the `tf.function` (XLA when
   `jit_compile`), ordered after the optimizer's assignments.
 - JAX: `train_step` is stateless, `(state, data) -> (logs, state)`. The
-  callback also wraps `model.train_function` and carries its step counter
-  and shadow weights through the jitted step as extra entries at the end of
-  the state's metrics-variables list; they are split off again before the
-  trainer sees the state. So the update is inside the jitted step, nothing
-  is added to the model, and nothing syncs per step.
+  dispatcher carries the step counter and shadow weights through the jitted
+  step as extra entries at the end of the state's metrics-variables list;
+  they are split off again before the trainer sees the state. So the update
+  is inside the jitted step, nothing is added to the model's variables, and
+  nothing syncs per step.
 - torch: `train_step` runs eagerly (or under `torch.compile`); the update
-  runs right after the optimizer step, one small group of ops per variable.
+  runs right after the optimizer step, a few ops per variable.
 """
 
 import contextlib
 import os
 import tempfile
-import weakref
 
 import keras
 import numpy as np
@@ -183,7 +185,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._live = None  # JAX: latest (step, *shadows) arrays during fit
         self._backup = None  # raw values while the EMA weights are applied
         self._auto_swapped = False  # applied by this callback's hooks
-        self._installed = None  # (model, train_step, train_function)
+        self._installed = None  # the model whose train step we wrap
+        self._active = False  # inside a fit that has this callback
 
     # ------------------------------------------------------------------
     # Public API
@@ -332,7 +335,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._sync_model()
-        self._uninstall()
+        self._active = False
+        self._sync()
         if self._auto_swapped:
             self.reset_old_weights()
         if self.final_weights == "ema" and self._backup is None:
@@ -554,27 +558,26 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         if self not in chain.members:
             chain.members.append(self)
         self._installed = model
-        chain.rebuild()
+        self._active = True
+        chain.attach()
 
     def detach(self):
-        """Remove the EMA update from the model's train step.
+        """Remove this EMA from the model's train function.
 
-        `fit` does this itself at its end; call it only after a `fit` that
-        was interrupted by an exception, to train the model without EMA.
+        After `fit`, the wrapped train function stays on the model so that
+        the next `fit` with this callback does not compile again; it runs
+        the EMA update only during a `fit` that has this callback. `detach()`
+        removes it, and gives the model back its own train step once no EMA
+        is attached. The EMA state is kept.
         """
-        self._uninstall()
-
-    def _uninstall(self):
         if self._installed is None:
             return
         model, self._installed = self._installed, None
+        self._active = False
         self._sync()
         chain = getattr(model, CHAIN_ATTR, None)
         if chain is not None and self in chain.members:
-            chain.members.remove(self)
-            chain.rebuild()
-            if not chain.members:
-                delattr(model, CHAIN_ATTR)
+            chain.remove(self)
 
     def _wrap_step(self, model, inner):
         """Returns a train step running `inner`, then the EMA update."""
@@ -646,39 +649,87 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
 
 class _Chain:
-    """The EMA callbacks attached to one model, in attachment order.
+    """The EMA callbacks attached to one model, and their train functions.
 
-    `rebuild()` wraps the model's own train step once per member (each
-    update runs after the optimizer step and the members before it), then
-    rebuilds the train function; on JAX it also wraps the train function so
-    that each member's state rides along (innermost: the last member, whose
-    entries are last in the list).
+    The model's `train_function` becomes `dispatch`, which runs the train
+    function built for the members active in the current `fit` (compiled
+    once per set of active members and cached): the model's own train step,
+    wrapped once per active member (each update runs after the optimizer
+    step). On JAX each member's state also rides through the train function
+    (innermost: the last member, whose entries are last in the list). With
+    no active member, the plain train function runs.
     """
 
     def __init__(self, model):
         self.members = []
-        # The user's own instance-level train_step, if any (else the
-        # class's method is used).
-        self.base_step = vars(model).get("train_step")
-        self.model_ref = weakref.ref(model)
+        self.model = model
+        self.user_step = vars(model).get("train_step")  # else the class's
+        self.base_step = model.train_step
+        self.functions = {}
+        self.current_step = self.base_step
+        self.torch = keras.backend.backend() == "torch"
+        self.jax = keras.backend.backend() == "jax"
+        if self.torch:
+            # torch looks `model.train_step` up at every call.
+            model.train_step = self.call_current_step
 
-    def rebuild(self):
-        model = self.model_ref()
+    def call_current_step(self, *args, **kwargs):
+        return self.current_step(*args, **kwargs)
+
+    def attach(self):
+        if self.model.train_function != self.dispatch:
+            # New, or the model was compiled again: build afresh.
+            self.functions = {}
+            self.model.train_function = self.dispatch
+
+    def remove(self, member):
+        self.members.remove(member)
+        self.functions = {
+            k: f for k, f in self.functions.items() if member not in k
+        }
+        if self.members:
+            return
+        model = self.model
         if "train_step" in vars(model):
             del model.train_step
-        if self.base_step is not None:
-            model.train_step = self.base_step
-        step = model.train_step
-        for member in self.members:
-            step = member._wrap_step(model, step)
-        if self.members:
-            model.train_step = step
+        if self.user_step is not None:
+            model.train_step = self.user_step
+        delattr(model, CHAIN_ATTR)
         model.make_train_function(force=True)
-        if keras.backend.backend() == "jax" and self.members:
-            function = model.train_function
-            for member in reversed(self.members):
+
+    def build(self, key):
+        model = self.model
+        step = self.base_step
+        for member in key:
+            step = member._wrap_step(model, step)
+        if self.torch:
+            model.make_train_function(force=True)
+            return model.train_function, step
+
+        def train_step(*args, **kwargs):  # a new function per build
+            return step(*args, **kwargs)
+
+        model.train_step = train_step
+        try:
+            model.make_train_function(force=True)  # captures train_step
+        finally:
+            del model.train_step
+            if self.user_step is not None:
+                model.train_step = self.user_step
+        function = model.train_function
+        if self.jax:
+            for member in reversed(key):
                 function = member._wrap_function(function)
-            model.train_function = function
+        return function, step
 
-
-_CHAINS = weakref.WeakKeyDictionary()
+    def dispatch(self, *args, **kwargs):
+        key = tuple(m for m in self.members if m._active)
+        if key not in self.functions:
+            self.functions[key] = self.build(key)
+            self.model.train_function = self.dispatch
+        function, step = self.functions[key]
+        self.current_step = step
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self.current_step = self.base_step

@@ -119,7 +119,10 @@ def test_shadows_follow_the_recurrence(kind, kwargs, decay_at):
     for v, r in zip(ema.tracked_variables(), record.steps[-1]):
         np.testing.assert_array_equal(v.numpy(), r)
     assert not np.allclose(got[0], record.steps[-1][0])  # first kernel
+    ema.detach()
+    fast.detach()
     assert "train_step" not in vars(model)
+    assert not hasattr(model, "_keras_cool_ema_chain")
 
 
 def test_apply_restore_is_bit_exact_and_errors_are_clear():
@@ -264,6 +267,8 @@ def test_validation_and_predictions_inside_fit(on_ema, tmp_path):
         decay=0.9, validate_on_ema=on_ema, swap_on_epoch=on_ema
     )
     probe = PredictAtEpochEnd()
+    # Listed after the EMA: with swap_on_epoch it saves the EMA weights.
+    checkpoint = keras.callbacks.ModelCheckpoint(tmp_path / "ckpt.keras")
     history = model.fit(
         X,
         Y,
@@ -271,7 +276,7 @@ def test_validation_and_predictions_inside_fit(on_ema, tmp_path):
         epochs=1,
         verbose=0,
         validation_data=(X, Y),
-        callbacks=[ema, probe],
+        callbacks=[ema, probe, checkpoint],
     )
     raw_prediction = model.predict(X, verbose=0)
     raw_loss = model.evaluate(X, Y, verbose=0)
@@ -286,6 +291,13 @@ def test_validation_and_predictions_inside_fit(on_ema, tmp_path):
     )
     np.testing.assert_allclose(
         probe.prediction, expected_prediction, rtol=1e-5, atol=1e-6
+    )
+    checkpointed = keras.saving.load_model(tmp_path / "ckpt.keras")
+    np.testing.assert_allclose(
+        checkpointed.predict(X, verbose=0),
+        expected_prediction,
+        rtol=1e-5,
+        atol=1e-6,
     )
     # evaluate / predict given the callback run on EMA weights (if asked),
     # and leave the raw weights in the model.
@@ -322,6 +334,17 @@ def test_final_weights_ema_then_training_resumes_on_raw():
     for v, r in zip(ema.tracked_variables(), second.steps[-1]):
         np.testing.assert_array_equal(v.numpy(), r)
     assert ema.step == 8
+    # A fit without the callback trains as usual and leaves the EMA alone,
+    # and the compiled train function is kept for the next fit with it.
+    function = model.train_function
+    shadows = ema.ema_weights()
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    assert model.train_function == function  # not rebuilt
+    assert ema.step == 8
+    for a, b in zip(ema.ema_weights(), shadows):
+        np.testing.assert_array_equal(a, b)
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0, callbacks=[ema])
+    assert ema.step == 12
 
 
 def test_config_and_exports():
