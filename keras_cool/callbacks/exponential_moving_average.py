@@ -231,7 +231,9 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             )
         self._sync_model()
         self._sync()
-        self._backup = [ops.copy(v.value) for v in self._variables]
+        self._backup = [
+            ops.copy(ops.stop_gradient(v.value)) for v in self._variables
+        ]
         for variable, shadow in zip(self._variables, self._shadows):
             value = ops.cast(shadow.value, variable.dtype)
             variable.assign(ops.copy(value))
@@ -274,11 +276,12 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     def save_ema_model(self, filepath, **kwargs):
         """Save the model holding the EMA weights (for deployment) with
         `model.save(filepath, **kwargs)`; the raw weights are restored."""
+        self._require_state("save the EMA model")
         if self.applied:
-            self._model.save(filepath, **kwargs)
+            self.model.save(filepath, **kwargs)
             return
         with self.swapped_weights():
-            self._model.save(filepath, **kwargs)
+            self.model.save(filepath, **kwargs)
 
     def save_state(self, path):
         """Save the EMA state (step and shadow weights) atomically to a
@@ -295,8 +298,10 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     def load_state(self, path):
         """Load a state written by `save_state`.
 
-        Before training (no model yet) the state is kept and used when
-        `fit` starts; it is checked against the model then.
+        Without a model yet, the state is kept and used (and checked against
+        the model) when `fit`, `evaluate` or `predict` starts with this
+        callback; call `set_model(model)` first to use it right away, e.g.
+        `ema.set_model(model); ema.load_state(p); ema.save_ema_model(f)`.
         """
         with np.load(path, allow_pickle=False) as data:
             count = len([k for k in data.files if k.startswith("shadow_")])
@@ -389,6 +394,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     # Internals
     # ------------------------------------------------------------------
     def _auto_apply(self):
+        if self._pending_state is not None and self._model is not None:
+            self._ensure_state(self._model)
         if self.validate_on_ema and self._shadows is not None:
             if self._backup is None:
                 self.apply_ema_weights()
@@ -402,6 +409,9 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             self.reset_old_weights()
 
     def _require_state(self, what):
+        if self._shadows is None and self._pending_state is not None:
+            if self._model is not None:
+                self._ensure_state(self._model)
         if self._shadows is None:
             raise RuntimeError(
                 f"Cannot {what}: there is no EMA yet. Train with this "
