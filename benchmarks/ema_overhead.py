@@ -19,8 +19,11 @@ median per-step time over all samples is reported (the minimum too: on a
 loaded machine it is the steadier of the two).
 
 The last line is
-`ema_overhead: ratio=R (ema=... s, none=... s, keras_use_ema=... s)` with
-R = ema / none (per-step times).
+`ema_overhead: ratio=R (ema=... s, none=... s, keras_use_ema=... s)`: the
+times are median seconds per step, and R is the median over samples of
+ema_i / none_i, where sample i of each variant comes from the same repeat
+and epoch number (taken seconds apart), which cancels slow drift in the
+machine's load.
 """
 
 import argparse
@@ -122,18 +125,30 @@ def main():
         )
     median = {k: float(np.median(v)) for k, v in per_step.items()}
     best = {k: float(np.min(v)) for k, v in per_step.items()}
+    samples = {k: np.array(v) for k, v in per_step.items()}
+
+    def paired(a, b):
+        # Samples i of a and b were taken back to back: their ratio cancels
+        # most of the machine's slow drift.
+        return float(np.median(samples[a] / samples[b]))
+
     for label, stat in (("median", median), ("min", best)):
         print(
-            f"{label}: ema/none={stat['ema'] / stat['none']:.3f} "
+            f"{label} times: ema/none={stat['ema'] / stat['none']:.3f} "
             f"ema/keras_use_ema={stat['ema'] / stat['keras_use_ema']:.3f} "
             f"keras_use_ema/none={stat['keras_use_ema'] / stat['none']:.3f}"
         )
     print(
-        "ema vs keras use_ema (median): "
-        f"ratio={median['ema'] / median['keras_use_ema']:.3f}"
+        f"paired: ema/none={paired('ema', 'none'):.3f} "
+        f"ema/keras_use_ema={paired('ema', 'keras_use_ema'):.3f} "
+        f"keras_use_ema/none={paired('keras_use_ema', 'none'):.3f}"
     )
     print(
-        f"ema_overhead: ratio={median['ema'] / median['none']:.3f} "
+        "ema vs keras use_ema (paired median): "
+        f"ratio={paired('ema', 'keras_use_ema'):.3f}"
+    )
+    print(
+        f"ema_overhead: ratio={paired('ema', 'none'):.3f} "
         f"(ema={median['ema']:.3g} s, none={median['none']:.3g} s, "
         f"keras_use_ema={median['keras_use_ema']:.3g} s)"
     )

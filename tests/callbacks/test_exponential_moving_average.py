@@ -245,6 +245,16 @@ def test_save_load_continue_equals_uninterrupted(tmp_path):
     for a, b in zip(resumed.ema_weights(), full.ema_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
+    # A saved state can be used without training: set_model, load_state.
+    deploy = ExponentialMovingAverage()
+    deploy.set_model(resumed_model)
+    deploy.load_state(tmp_path / "ema_1.npz")
+    assert deploy.step == 4
+    with np.load(tmp_path / "ema_1.npz") as saved:
+        np.testing.assert_array_equal(
+            deploy.ema_weights()[0], saved["shadow_0"]
+        )
+
     # A state that does not fit the model is refused with a clear error.
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     wrong = ExponentialMovingAverage()
