@@ -1,5 +1,6 @@
 """keras_cool.callbacks: public objects are listed in `__all__`."""
 
 from keras_cool.callbacks.linear_warmup import LinearWarmup
+from keras_cool.callbacks.variable_scheduler import VariableScheduler
 
-__all__ = ["LinearWarmup"]
+__all__ = ["LinearWarmup", "VariableScheduler"]
