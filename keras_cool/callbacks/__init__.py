@@ -1,6 +1,7 @@
 """keras_cool.callbacks: public objects are listed in `__all__`."""
 
+from keras_cool.callbacks.evaluator import Evaluator
 from keras_cool.callbacks.linear_warmup import LinearWarmup
 from keras_cool.callbacks.variable_scheduler import VariableScheduler
 
-__all__ = ["LinearWarmup", "VariableScheduler"]
+__all__ = ["Evaluator", "LinearWarmup", "VariableScheduler"]
