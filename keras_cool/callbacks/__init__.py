@@ -2,6 +2,7 @@
 
 from keras_cool.callbacks.evaluator import Evaluator
 from keras_cool.callbacks.linear_warmup import LinearWarmup
+from keras_cool.callbacks.sample_grid import SampleGrid
 from keras_cool.callbacks.variable_scheduler import VariableScheduler
 
-__all__ = ["Evaluator", "LinearWarmup", "VariableScheduler"]
+__all__ = ["Evaluator", "LinearWarmup", "SampleGrid", "VariableScheduler"]
