@@ -161,3 +161,17 @@ def test_config_round_trip():
     )
     assert isinstance(restored, LinearWarmup)
     assert restored.get_config() == warmup.get_config()
+
+
+def test_model_saved_mid_warmup_loads_in_safe_mode(tmp_path):
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)
+    model = make_model(schedule)
+    path = str(tmp_path / "mid.keras")
+    checkpoint = keras.callbacks.ModelCheckpoint(path, save_freq=1)
+    fit(model, [LinearWarmup(warmup_steps=20), checkpoint], steps=2, epochs=1)
+    loaded = keras.saving.load_model(
+        path, custom_objects={"mean_output": mean_output}
+    )
+    config = loaded.optimizer.get_config()["learning_rate"]
+    assert config["class_name"] == "WarmupSchedule"
+    assert config["config"]["warmup_steps"] == 20

@@ -130,3 +130,30 @@ def test_config_round_trip():
         dict(config, variable=variable, schedule=step_schedule)
     )
     assert restored.get_config() == config
+
+
+def test_epoch_losses_and_progress_bar_with_async_dispatch(capsys):
+    # No callback overrides a batch-end hook here, so Keras dispatches them
+    # asynchronously (JAX); the epoch means show every per-step write landed.
+    model, layer = make_model()
+    scheduler = VariableScheduler(layer.scale, step_schedule)
+    x = np.zeros((6, 1), "float32")
+    history = model.fit(
+        x, x, batch_size=2, epochs=2, shuffle=False, callbacks=[scheduler]
+    )
+    np.testing.assert_allclose(history.history["loss"], [2, 5], atol=1e-4)
+    out = capsys.readouterr().out
+    assert "scale: 3.0000" in out and "scale: 6.0000" in out
+
+
+@pytest.mark.backends("jax")
+@pytest.mark.multi_device(2)
+def test_per_step_under_data_parallel():
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    try:
+        model, layer = make_model()
+        scheduler = VariableScheduler(layer.scale, step_schedule)
+        losses, _ = fit(model, [scheduler])
+    finally:
+        keras.distribution.set_distribution(None)
+    np.testing.assert_allclose(losses, [1, 2, 3, 4, 5, 6], atol=1e-4)
