@@ -32,9 +32,10 @@ class LinearWarmup(keras.callbacks.Callback):
       must be registered) and the train function is rebuilt.
 
     The warmup is counted from the optimizer step at the first `fit` that
-    uses this callback; calling `fit` again with the same callback resumes
-    an unfinished warmup. Other callbacks that set the learning rate during
-    the warmup (e.g. `ReduceLROnPlateau`) are overwritten for those steps.
+    uses this callback (or from `start_step`); calling `fit` again with the
+    same callback resumes an unfinished warmup. Other callbacks that set the
+    learning rate during the warmup (e.g. `ReduceLROnPlateau`) are
+    overwritten for those steps.
     With `steps_per_execution > 1` a float learning rate changes once per
     execution; a schedule still changes every step.
 
@@ -43,6 +44,11 @@ class LinearWarmup(keras.callbacks.Callback):
         warmup_epochs: number of epochs of the warmup instead; converted to
             steps with `params["steps"]` (the steps per epoch of `fit`).
             Give exactly one of `warmup_steps` and `warmup_epochs`.
+        start_step: optimizer step at which the warmup starts. Default: the
+            step when the first `fit` with this callback starts. Pass 0 to
+            tie the warmup to the optimizer's own step count, so training
+            resumed from a checkpoint (e.g. `BackupAndRestore`) past the
+            warmup does not warm up again.
         verbose: 1 prints a line when the warmup ends.
 
     Example:
@@ -61,7 +67,9 @@ class LinearWarmup(keras.callbacks.Callback):
         1 Hour", 2017 (gradual warmup).
     """
 
-    def __init__(self, warmup_steps=None, warmup_epochs=None, verbose=0):
+    def __init__(
+        self, warmup_steps=None, warmup_epochs=None, start_step=None, verbose=0
+    ):
         super().__init__()
         if (warmup_steps is None) == (warmup_epochs is None):
             raise ValueError(
@@ -78,8 +86,10 @@ class LinearWarmup(keras.callbacks.Callback):
                 raise ValueError(f"{name} must be > 0, got {value}.")
         self.warmup_steps = warmup_steps
         self.warmup_epochs = warmup_epochs
+        self.start_step = None if start_step is None else int(start_step)
         self.verbose = verbose
         self._start = None
+        self._total = None
         self._done = False
 
     def _total_steps(self):
@@ -104,9 +114,13 @@ class LinearWarmup(keras.callbacks.Callback):
         if optimizer is None:
             raise ValueError("LinearWarmup needs a compiled model.")
         self._total = self._total_steps()
+        now = optimizer_iterations(model)
         if self._start is None:
-            self._start = optimizer_iterations(model)
-        self._epoch_start = self._start
+            self._start = now if self.start_step is None else self.start_step
+        if now - self._start >= self._total:
+            self._finish()
+            return
+        self._epoch_start = now
         learning_rate = optimizer.learning_rate
         if isinstance(learning_rate, keras.Variable):
             self._base = np.array(learning_rate.numpy())
@@ -168,13 +182,14 @@ class LinearWarmup(keras.callbacks.Callback):
 
     def _finish(self):
         self._done = True
-        if self.verbose:
+        if self.verbose and self._total:
             print(f"LinearWarmup: warmup of {self._total} steps done.")
 
     def get_config(self):
         return {
             "warmup_steps": self.warmup_steps,
             "warmup_epochs": self.warmup_epochs,
+            "start_step": self.start_step,
             "verbose": self.verbose,
         }
 

@@ -175,3 +175,16 @@ def test_model_saved_mid_warmup_loads_in_safe_mode(tmp_path):
     config = loaded.optimizer.get_config()["learning_rate"]
     assert config["class_name"] == "WarmupSchedule"
     assert config["config"]["warmup_steps"] == 20
+
+
+def test_start_step_zero_ties_warmup_to_optimizer_steps():
+    model = make_model(0.1)
+    fit(model, [], steps=3, epochs=1)  # the optimizer is at step 3
+    used = fit(model, [LinearWarmup(warmup_steps=5, start_step=0)], epochs=1)
+    np.testing.assert_allclose(used, [0.08, 0.1, 0.1, 0.1], rtol=1e-4)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)
+    model = make_model(schedule)
+    fit(model, [], steps=3, epochs=1)
+    warmup = LinearWarmup(warmup_steps=2, start_step=0)
+    used = fit(model, [warmup], steps=2, epochs=1)  # warmup already over
+    np.testing.assert_allclose(used, [0.1 * 0.5**3, 0.1 * 0.5**4], rtol=1e-4)
