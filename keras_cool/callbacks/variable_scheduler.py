@@ -37,6 +37,11 @@ class VariableScheduler(keras.callbacks.Callback):
     skipped. The callback only uses `on_train_batch_begin`, so it keeps
     Keras's asynchronous batch-end dispatch.
 
+    On JAX, a variable made from a Python number without a `dtype`
+    (`keras.Variable(0.0)`) is weakly typed, and its first assignment after
+    the training step was compiled forces one recompile; give the dtype
+    (`keras.Variable(0.0, dtype="float32")`) or use `add_weight`.
+
     At the end of each epoch the current value (scalar variables only) is
     written into `logs[name]`, so the progress bar and `History` show it.
 
@@ -62,7 +67,9 @@ class VariableScheduler(keras.callbacks.Callback):
     class KLLoss(keras.layers.Layer):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.beta = keras.Variable(0.0, trainable=False, name="beta")
+            self.beta = keras.Variable(
+                0.0, trainable=False, dtype="float32", name="beta"
+            )
 
         def call(self, kl):
             self.add_loss(self.beta * keras.ops.mean(kl))
