@@ -45,7 +45,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    steps = 10 if args.quick else args.steps
+    steps = 5 if args.quick else args.steps
+    width = 16 if args.quick else 256
     repeats = 1 if args.quick else args.repeats
     keras.utils.set_random_seed(args.seed)
 
@@ -57,9 +58,9 @@ def main():
     model = keras.Sequential(
         [
             keras.Input((64,)),
-            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(width, activation="relu"),
             scaled,
-            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(width, activation="relu"),
             keras.layers.Dense(10),
         ]
     )
