@@ -9,6 +9,13 @@ from keras_cool.callbacks.warmup_schedule import WarmupSchedule
 __all__ = ["LinearWarmup"]
 
 
+def _optimizer(model):
+    """The optimizer that owns the learning rate (unwraps loss scaling)."""
+    optimizer = getattr(model, "optimizer", None)
+    # keras.optimizers.LossScaleOptimizer (mixed precision) wraps another.
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 @keras.saving.register_keras_serializable(package="keras_cool")
 class LinearWarmup(keras.callbacks.Callback):
     """Linear learning-rate warmup, per optimizer step, then hands back.
@@ -37,7 +44,8 @@ class LinearWarmup(keras.callbacks.Callback):
     learning rate during the warmup (e.g. `ReduceLROnPlateau`) are
     overwritten for those steps.
     With `steps_per_execution > 1` a float learning rate changes once per
-    execution; a schedule still changes every step.
+    execution; a schedule still changes every step. With mixed precision
+    (`LossScaleOptimizer`) the inner optimizer's learning rate is warmed up.
 
     Args:
         warmup_steps: number of optimizer steps of the warmup.
@@ -110,7 +118,7 @@ class LinearWarmup(keras.callbacks.Callback):
         if self._done:
             return
         model = self.model
-        optimizer = getattr(model, "optimizer", None)
+        optimizer = _optimizer(model)
         if optimizer is None:
             raise ValueError("LinearWarmup needs a compiled model.")
         self._total = self._total_steps()
@@ -160,7 +168,7 @@ class LinearWarmup(keras.callbacks.Callback):
         if self._restore != "float" or self._done:
             return
         step = self._epoch_start + batch - self._start
-        optimizer = self.model.optimizer  # syncs the JAX state first
+        optimizer = _optimizer(self.model)  # syncs the JAX state first
         if step + 1 >= self._total:
             optimizer.learning_rate = self._base
             self._finish()
@@ -170,11 +178,11 @@ class LinearWarmup(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self._restore == "float":
-            self.model.optimizer.learning_rate = self._base
+            _optimizer(self.model).learning_rate = self._base
         elif self._restore == "schedule":
             model = self.model
             step = optimizer_iterations(model) - self._start
-            model.optimizer.learning_rate = self._schedule
+            _optimizer(model).learning_rate = self._schedule
             model.make_train_function(force=True)
             if step >= self._total:
                 self._finish()

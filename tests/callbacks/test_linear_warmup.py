@@ -188,3 +188,24 @@ def test_start_step_zero_ties_warmup_to_optimizer_steps():
     warmup = LinearWarmup(warmup_steps=2, start_step=0)
     used = fit(model, [warmup], steps=2, epochs=1)  # warmup already over
     np.testing.assert_allclose(used, [0.1 * 0.5**3, 0.1 * 0.5**4], rtol=1e-4)
+
+
+def test_mixed_precision_loss_scale_optimizer():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        float_model = make_model(0.1)
+        schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)
+        schedule_model = make_model(schedule)
+        used_float = fit(float_model, [LinearWarmup(warmup_steps=3)])
+        used_schedule = fit(schedule_model, [LinearWarmup(warmup_steps=3)])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert isinstance(
+        float_model.optimizer, keras.optimizers.LossScaleOptimizer
+    )
+    # float16 kernels: compare to 1e-2.
+    np.testing.assert_allclose(
+        used_float, [0.1 / 3, 0.2 / 3] + [0.1] * 6, rtol=1e-2
+    )
+    expected = [0.1 * 0.5**k * min(1, (k + 1) / 3) for k in range(8)]
+    np.testing.assert_allclose(used_schedule, expected, rtol=1e-2, atol=1e-4)
