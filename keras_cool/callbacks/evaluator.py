@@ -1,0 +1,203 @@
+"""Evaluate any user metric each epoch, log it, keep the best weights."""
+
+import contextlib
+import math
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+__all__ = ["Evaluator"]
+
+
+@keras.saving.register_keras_serializable(package="keras_cool")
+class Evaluator(keras.callbacks.Callback):
+    """Calls `evaluate_fn(model)` at epoch end, logs it, saves the best.
+
+    For metrics that are not tensor expressions: clustering accuracy, BLEU,
+    FID, anything computed in numpy on held-out data. The value is written
+    into `logs[name]`, so callbacks that come **after** this one in the
+    `callbacks` list (`ModelCheckpoint`, `EarlyStopping`,
+    `ReduceLROnPlateau` with `monitor=name`), the progress bar and `History`
+    all see it. Keras calls callbacks in list order: put `Evaluator` before
+    the callbacks that monitor its value.
+
+    When the value improves on the best so far (strictly; NaN never
+    improves), `best` and `best_epoch` are updated and, if `filepath` is
+    given, the weights are saved **atomically**: written to a temporary
+    file in the same folder, then renamed over `filepath`, so an error or a
+    crash during the save leaves the previous best file intact. The best is
+    kept across `fit` calls with the same callback.
+
+    Weight averaging: `weights_context` is an optional zero-argument
+    callable returning a context manager during which the model holds other
+    weights, e.g. the `swapped_weights` method of an exponential moving
+    average callback (applies the averaged weights on enter, restores the
+    raw ones on exit). The metric is computed **and** the best weights are
+    saved inside that context, so "best" is judged on, and saved with, the
+    averaged weights.
+
+    Args:
+        evaluate_fn: Python callable, `evaluate_fn(model) -> float`; called
+            with the model being trained. Not serialized by `get_config`.
+        name: key of the value in `logs` (e.g. `"val_cluster_acc"`).
+        mode: `"max"` if larger is better, `"min"` if smaller is better.
+        filepath: where to keep the best weights, ending in `.weights.h5`;
+            `None` keeps only `best` / `best_epoch`.
+        every_n_epochs: evaluate after every n-th epoch (epochs n, 2n, ...
+            counting from 1); other epochs have no `logs[name]`.
+        initial_value_threshold: a value must beat this to count as the
+            first best (like `ModelCheckpoint`'s).
+        weights_context: optional zero-argument callable returning a context
+            manager, see above. Not serialized by `get_config`.
+        verbose: 1 prints the value and whether it was saved.
+
+    Example:
+
+    ```python
+    def cluster_accuracy(model):
+        labels = model.predict(x_val, verbose=0).argmax(-1)
+        return best_matching_accuracy(y_val, labels)  # numpy
+
+    model.fit(
+        x,
+        epochs=50,
+        callbacks=[
+            Evaluator(cluster_accuracy, name="acc", mode="max",
+                      filepath="best.weights.h5"),
+            keras.callbacks.EarlyStopping(monitor="acc", mode="max",
+                                          patience=5),
+        ],
+    )
+    model.load_weights("best.weights.h5")
+    ```
+
+    Reference:
+        Su Jianlin, "让Keras更酷一些!" (Making Keras cooler), 2018: an
+        evaluator callback that computes any metric and saves the best.
+    """
+
+    def __init__(
+        self,
+        evaluate_fn,
+        name="score",
+        mode="max",
+        filepath=None,
+        every_n_epochs=1,
+        initial_value_threshold=None,
+        weights_context=None,
+        verbose=0,
+    ):
+        super().__init__()
+        if not callable(evaluate_fn):
+            raise TypeError(
+                "evaluate_fn must be a callable `evaluate_fn(model) -> "
+                f"float`, got {evaluate_fn!r}."
+            )
+        if mode not in ("max", "min"):
+            raise ValueError(f'mode must be "max" or "min", got {mode!r}.')
+        if filepath is not None and not str(filepath).endswith(".weights.h5"):
+            raise ValueError(
+                "filepath must end in `.weights.h5` (Keras's weights "
+                f"format), got {filepath!r}."
+            )
+        if isinstance(every_n_epochs, bool) or int(every_n_epochs) < 1:
+            raise ValueError(
+                f"every_n_epochs must be an integer >= 1, got {every_n_epochs}."
+            )
+        if weights_context is not None and not callable(weights_context):
+            raise TypeError(
+                "weights_context must be a zero-argument callable returning "
+                "a context manager (e.g. ema.swapped_weights), got "
+                f"{weights_context!r}."
+            )
+        self.evaluate_fn = evaluate_fn
+        self.name = name
+        self.mode = mode
+        self.filepath = None if filepath is None else os.fspath(filepath)
+        self.every_n_epochs = int(every_n_epochs)
+        self.initial_value_threshold = initial_value_threshold
+        self.weights_context = weights_context
+        self.verbose = verbose
+        self.best = initial_value_threshold
+        if self.best is None:
+            self.best = -math.inf if mode == "max" else math.inf
+        self.best_epoch = None
+        self.values = []
+
+    def _improves(self, value):
+        if self.mode == "max":
+            return value > self.best
+        return value < self.best
+
+    def _save(self, model):
+        folder = os.path.dirname(os.path.abspath(self.filepath))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=".tmp-", suffix=".weights.h5", dir=folder
+        )
+        os.close(fd)
+        try:
+            model.save_weights(tmp, overwrite=True)
+            os.replace(tmp, self.filepath)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    def _evaluate(self, model):
+        value = self.evaluate_fn(model)
+        try:
+            value = float(np.asarray(value).item())
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"Evaluator {self.name!r}: evaluate_fn must return one "
+                f"number, got {value!r}."
+            ) from error
+        return value
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        model = self.model  # on JAX: syncs the trained weights first
+        context = self.weights_context or contextlib.nullcontext
+        saved = False
+        with context():
+            value = self._evaluate(model)
+            improved = self._improves(value)
+            if improved and self.filepath is not None:
+                self._save(model)
+                saved = True
+        if improved:
+            self.best, self.best_epoch = value, epoch
+        self.values.append((epoch, value))
+        if logs is not None:
+            logs[self.name] = value
+        if self.verbose:
+            note = " (best"
+            note += f", saved to {self.filepath})" if saved else ")"
+            print(
+                f"\nEpoch {epoch + 1}: {self.name} = {value:.6g}"
+                + (note if improved else f", best {self.best:.6g}")
+            )
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "filepath": self.filepath,
+            "every_n_epochs": self.every_n_epochs,
+            "initial_value_threshold": self.initial_value_threshold,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        if "evaluate_fn" not in config:
+            raise ValueError(
+                "Evaluator's evaluate_fn (and weights_context) are Python "
+                "callables and are not serialized; rebuild it with "
+                "Evaluator(evaluate_fn, **config)."
+            )
+        return cls(**config)

@@ -1,0 +1,206 @@
+"""Per-step linear learning-rate warmup that composes with any optimizer."""
+
+import keras
+import numpy as np
+
+from keras_cool.callbacks._step import optimizer_iterations
+from keras_cool.callbacks.warmup_schedule import WarmupSchedule
+
+__all__ = ["LinearWarmup"]
+
+
+def _optimizer(model):
+    """The optimizer that owns the learning rate (unwraps loss scaling)."""
+    optimizer = getattr(model, "optimizer", None)
+    # keras.optimizers.LossScaleOptimizer (mixed precision) wraps another.
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+@keras.saving.register_keras_serializable(package="keras_cool")
+class LinearWarmup(keras.callbacks.Callback):
+    """Linear learning-rate warmup, per optimizer step, then hands back.
+
+    During the first `N` optimizer steps after training starts, the learning
+    rate the optimizer uses at step `k` (0-based) is
+    `base(k) * (k + 1) / N`, where `base` is what the optimizer already
+    has: a float learning rate or any `LearningRateSchedule`. From step `N`
+    on, the optimizer uses exactly its original learning rate.
+
+    - Float learning rate: the optimizer's learning-rate variable is
+      assigned before each warmup step (through `self.model`, so the write
+      also reaches the compiled state on JAX), and set back to the exact
+      original value when the warmup ends or training stops.
+    - `LearningRateSchedule`: Keras forbids assigning it, so at the start of
+      `fit` the schedule is wrapped in a registered `WarmupSchedule` that
+      multiplies it by the warmup factor (a function of the optimizer step,
+      so nothing is assigned per step and no per-batch work is done). At the
+      end of `fit` the optimizer gets back a schedule with the original
+      config (deserialized from the optimizer config, so custom schedules
+      must be registered) and the train function is rebuilt.
+
+    The warmup is counted from the optimizer step at the first `fit` that
+    uses this callback (or from `start_step`); calling `fit` again with the
+    same callback resumes an unfinished warmup. Other callbacks that set the
+    learning rate during the warmup (e.g. `ReduceLROnPlateau`) are
+    overwritten for those steps.
+    With `steps_per_execution > 1` a float learning rate changes once per
+    execution; a schedule still changes every step. With mixed precision
+    (`LossScaleOptimizer`) the inner optimizer's learning rate is warmed up.
+
+    Args:
+        warmup_steps: number of optimizer steps of the warmup.
+        warmup_epochs: number of epochs of the warmup instead; converted to
+            steps with `params["steps"]` (the steps per epoch of `fit`).
+            Give exactly one of `warmup_steps` and `warmup_epochs`.
+        start_step: optimizer step at which the warmup starts. Default: the
+            step when the first `fit` with this callback starts. Pass 0 to
+            tie the warmup to the optimizer's own step count, so training
+            resumed from a checkpoint (e.g. `BackupAndRestore`) past the
+            warmup does not warm up again.
+        verbose: 1 prints a line when the warmup ends.
+
+    Example:
+
+    ```python
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(x, y, epochs=20, callbacks=[LinearWarmup(warmup_epochs=2)])
+
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, 10_000)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    model.fit(x, y, callbacks=[LinearWarmup(warmup_steps=500)])
+    ```
+
+    Reference:
+        Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in
+        1 Hour", 2017 (gradual warmup).
+    """
+
+    def __init__(
+        self, warmup_steps=None, warmup_epochs=None, start_step=None, verbose=0
+    ):
+        super().__init__()
+        if (warmup_steps is None) == (warmup_epochs is None):
+            raise ValueError(
+                "Give exactly one of warmup_steps and warmup_epochs, got "
+                f"warmup_steps={warmup_steps}, warmup_epochs={warmup_epochs}."
+            )
+        for name, value in (
+            ("warmup_steps", warmup_steps),
+            ("warmup_epochs", warmup_epochs),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not float(value) > 0
+            ):
+                raise ValueError(f"{name} must be > 0, got {value}.")
+        self.warmup_steps = warmup_steps
+        self.warmup_epochs = warmup_epochs
+        self.start_step = None if start_step is None else int(start_step)
+        self.verbose = verbose
+        self._start = None
+        self._total = None
+        self._done = False
+
+    def _total_steps(self):
+        if self.warmup_steps is not None:
+            return int(self.warmup_steps)
+        steps = (self.params or {}).get("steps")
+        if not steps:
+            raise ValueError(
+                "LinearWarmup(warmup_epochs=...) needs the number of steps "
+                "per epoch, but fit() does not know it (a dataset of unknown "
+                "length?). Pass steps_per_epoch to fit() or use "
+                "LinearWarmup(warmup_steps=...)."
+            )
+        return max(1, int(round(self.warmup_epochs * steps)))
+
+    def on_train_begin(self, logs=None):
+        self._restore = None
+        if self._done:
+            return
+        model = self.model
+        optimizer = _optimizer(model)
+        if optimizer is None:
+            raise ValueError("LinearWarmup needs a compiled model.")
+        self._total = self._total_steps()
+        now = optimizer_iterations(model)
+        if self._start is None:
+            self._start = now if self.start_step is None else self.start_step
+        if now - self._start >= self._total:
+            self._finish()
+            return
+        self._epoch_start = now
+        learning_rate = optimizer.learning_rate
+        if isinstance(learning_rate, keras.Variable):
+            self._base = np.array(learning_rate.numpy())
+            self._restore = "float"
+            return
+        config = optimizer.get_config()["learning_rate"]
+        try:
+            schedule = keras.optimizers.schedules.deserialize(config)
+        except Exception as error:
+            raise TypeError(
+                "LinearWarmup supports a float learning rate or a keras."
+                "optimizers.schedules.LearningRateSchedule that can be "
+                "deserialized from the optimizer config (register custom "
+                "schedules with keras.saving.register_keras_serializable). "
+                f"Could not rebuild {config!r}: {error}"
+            ) from error
+        if not isinstance(
+            schedule, keras.optimizers.schedules.LearningRateSchedule
+        ):
+            raise TypeError(
+                "LinearWarmup supports a float learning rate or a "
+                "LearningRateSchedule, not a plain callable learning rate "
+                f"({config!r})."
+            )
+        self._schedule = schedule
+        optimizer.learning_rate = WarmupSchedule(
+            schedule, self._total, start_step=self._start
+        )
+        model.make_train_function(force=True)
+        self._restore = "schedule"
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._restore == "float" and not self._done:
+            self._epoch_start = optimizer_iterations(self.model)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._restore != "float" or self._done:
+            return
+        step = self._epoch_start + batch - self._start
+        optimizer = _optimizer(self.model)  # syncs the JAX state first
+        if step + 1 >= self._total:
+            optimizer.learning_rate = self._base
+            self._finish()
+        else:
+            factor = (step + 1) / self._total
+            optimizer.learning_rate = float(self._base) * factor
+
+    def on_train_end(self, logs=None):
+        if self._restore == "float":
+            _optimizer(self.model).learning_rate = self._base
+        elif self._restore == "schedule":
+            model = self.model
+            step = optimizer_iterations(model) - self._start
+            _optimizer(model).learning_rate = self._schedule
+            model.make_train_function(force=True)
+            if step >= self._total:
+                self._finish()
+        self._restore = None
+
+    def _finish(self):
+        self._done = True
+        if self.verbose and self._total:
+            print(f"LinearWarmup: warmup of {self._total} steps done.")
+
+    def get_config(self):
+        return {
+            "warmup_steps": self.warmup_steps,
+            "warmup_epochs": self.warmup_epochs,
+            "start_step": self.start_step,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

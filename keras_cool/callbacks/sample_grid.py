@@ -1,0 +1,254 @@
+"""Write a tiled PNG of a generator's outputs on fixed inputs during fit."""
+
+import contextlib
+import os
+
+import keras
+import numpy as np
+
+from keras_cool.callbacks._step import optimizer_iterations
+from keras_cool.utils.image_grid import plot_points
+from keras_cool.utils.image_grid import save_png
+from keras_cool.utils.image_grid import tile_images
+
+__all__ = ["SampleGrid"]
+
+
+@keras.saving.register_keras_serializable(package="keras_cool")
+class SampleGrid(keras.callbacks.Callback):
+    """Every N epochs or steps, saves one PNG of generated samples.
+
+    The generator runs on the same fixed `inputs` (e.g. noise drawn once
+    with a seed) every time, so successive frames are comparable. In
+    `"images"` mode the outputs are tiled into one grid
+    (`keras_cool.utils.tile_images`), grayscale or RGB, with values in
+    `value_range` such as (0, 1) or (-1, 1). In `"points"` mode the outputs
+    are 2-D points drawn as a scatter plot
+    (`keras_cool.utils.plot_points`), for toy GANs on 2-D mixtures. PNGs are
+    written atomically by `keras_cool.utils.save_png`; Pillow is imported
+    only then, with an actionable error if it is missing.
+
+    The model state is synced before the generator runs (on JAX the trained
+    weights are detached from the model during an epoch), so a generator
+    that is a sub-model of the model being trained shows its current
+    weights. Step frames are taken in `on_train_batch_begin` (after the
+    given number of completed steps) plus one at the end of training, so
+    the callback keeps Keras's asynchronous batch-end dispatch.
+
+    Args:
+        generator: a Keras layer or model (called with `training=False`), a
+            Python callable `generator(inputs) -> array`, or `None` for the
+            model being trained. Not serialized by `get_config`.
+        inputs: the fixed inputs (numpy array, or list of arrays) passed to
+            the generator. Not serialized by `get_config`.
+        filepath: PNG path pattern, formatted with `epoch` (epochs completed
+            for epoch frames, the current 1-based epoch for step frames) and
+            `step` (optimizer steps completed), e.g.
+            `"samples/epoch_{epoch:03d}.png"` or
+            `"samples/step_{step:06d}.png"`.
+        every_n_epochs: write a frame after every n-th epoch; `None`: never.
+        every_n_steps: write a frame after every n-th optimizer step;
+            `None`: never.
+        mode: `"images"` or `"points"`.
+        value_range: (low, high) of the generated pixel values, images only.
+        image_shape: optional (h, w) or (h, w, c) to reshape flat outputs
+            (n, h*w*c) into images.
+        rows: number of grid rows (images); default near-square.
+        size: width and height in pixels of the scatter plot (points).
+        limits: (low, high) axis limits of the scatter plot; default from
+            the data (fix them to make frames comparable).
+        reference: optional (m, 2) array drawn under the points, e.g. the
+            true mode centres.
+        weights_context: optional zero-argument callable returning a
+            context manager during which the model holds other weights
+            (e.g. an EMA callback's `swapped_weights`); frames are generated
+            inside it. Not serialized by `get_config`.
+        verbose: 1 prints each written path.
+
+    Example:
+
+    ```python
+    noise = np.random.default_rng(0).normal(size=(64, latent_dim))
+    grid = SampleGrid(
+        generator,
+        noise,
+        "samples/epoch_{epoch:03d}.png",
+        value_range=(-1, 1),
+    )
+    gan.fit(dataset, epochs=20, callbacks=[grid])
+    ```
+
+    Reference:
+        keras-contrib `examples/improved_wgan.py` (`tile_images`,
+        `generate_images`) and keras-io `wgan_gp.py` (`GANMonitor`).
+    """
+
+    def __init__(
+        self,
+        generator,
+        inputs,
+        filepath="samples/epoch_{epoch:03d}.png",
+        every_n_epochs=1,
+        every_n_steps=None,
+        mode="images",
+        value_range=(0.0, 1.0),
+        image_shape=None,
+        rows=None,
+        size=256,
+        limits=None,
+        reference=None,
+        weights_context=None,
+        verbose=0,
+    ):
+        super().__init__()
+        if generator is not None and not callable(generator):
+            raise TypeError(
+                "generator must be a Keras model or layer, a callable "
+                f"`generator(inputs) -> array`, or None, got {generator!r}."
+            )
+        if mode not in ("images", "points"):
+            raise ValueError(
+                f'mode must be "images" or "points", got {mode!r}.'
+            )
+        for name, value in (
+            ("every_n_epochs", every_n_epochs),
+            ("every_n_steps", every_n_steps),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or int(value) < 1
+            ):
+                raise ValueError(
+                    f"{name} must be an integer >= 1 or None, got {value}."
+                )
+        if every_n_epochs is None and every_n_steps is None:
+            raise ValueError(
+                "Give every_n_epochs or every_n_steps (or both); with "
+                "neither, SampleGrid would never write a frame."
+            )
+        try:
+            os.fspath(filepath).format(epoch=1, step=1)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                "filepath may only use the fields {epoch} and {step}, got "
+                f"{filepath!r} ({error!r})."
+            ) from error
+        if weights_context is not None and not callable(weights_context):
+            raise TypeError(
+                "weights_context must be a zero-argument callable returning "
+                f"a context manager, got {weights_context!r}."
+            )
+        self.generator = generator
+        self.inputs = inputs
+        self.filepath = os.fspath(filepath)
+        self.every_n_epochs = every_n_epochs
+        self.every_n_steps = every_n_steps
+        self.mode = mode
+        self.value_range = tuple(value_range)
+        self.image_shape = None if image_shape is None else tuple(image_shape)
+        self.rows = rows
+        self.size = size
+        self.limits = None if limits is None else tuple(limits)
+        self.reference = reference
+        self.weights_context = weights_context
+        self.verbose = verbose
+        self.paths = []
+        self._last_step = None
+
+    def generate(self):
+        """Runs the generator on the fixed inputs; returns a numpy array."""
+        model = self.model  # on JAX: syncs the trained weights first
+        generator = model if self.generator is None else self.generator
+        context = self.weights_context or contextlib.nullcontext
+        with context():
+            if isinstance(generator, keras.layers.Layer):
+                outputs = generator(self.inputs, training=False)
+            else:
+                outputs = generator(self.inputs)
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+            outputs = outputs[0]
+        if isinstance(outputs, (list, tuple, dict)):
+            raise ValueError(
+                "SampleGrid expects the generator to return one array, got "
+                f"a {type(outputs).__name__}; wrap it in a callable that "
+                "returns the samples to draw."
+            )
+        return np.asarray(keras.ops.convert_to_numpy(outputs))
+
+    def render(self, outputs):
+        """Turns generator outputs into a uint8 image."""
+        if self.mode == "points":
+            return plot_points(
+                outputs,
+                size=self.size,
+                limits=self.limits,
+                reference=self.reference,
+            )
+        if self.image_shape is not None:
+            outputs = outputs.reshape((len(outputs),) + self.image_shape)
+        return tile_images(
+            outputs, rows=self.rows, value_range=self.value_range
+        )
+
+    def _write(self, epoch, step):
+        path = self.filepath.format(epoch=epoch, step=step)
+        save_png(self.render(self.generate()), path)
+        self.paths.append(path)
+        self._last_step = step
+        if self.verbose:
+            print(f"\nSampleGrid: wrote {path}")
+
+    def on_train_begin(self, logs=None):
+        self._epoch = 0
+        self._epoch_start = optimizer_iterations(self.model) or 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if self.every_n_steps:
+            self._epoch_start = optimizer_iterations(self.model) or 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if not self.every_n_steps:
+            return
+        step = self._epoch_start + batch
+        if step and step % self.every_n_steps == 0 and step != self._last_step:
+            self._write(self._epoch + 1, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
+            self._write(epoch + 1, optimizer_iterations(self.model) or 0)
+
+    def on_train_end(self, logs=None):
+        if not self.every_n_steps:
+            return
+        step = optimizer_iterations(self.model) or 0
+        if step and step % self.every_n_steps == 0 and step != self._last_step:
+            self._write(self._epoch + 1, step)
+
+    def get_config(self):
+        return {
+            "filepath": self.filepath,
+            "every_n_epochs": self.every_n_epochs,
+            "every_n_steps": self.every_n_steps,
+            "mode": self.mode,
+            "value_range": list(self.value_range),
+            "image_shape": None
+            if self.image_shape is None
+            else list(self.image_shape),
+            "rows": self.rows,
+            "size": self.size,
+            "limits": None if self.limits is None else list(self.limits),
+            "reference": None
+            if self.reference is None
+            else np.asarray(self.reference).tolist(),
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        if "generator" not in config or "inputs" not in config:
+            raise ValueError(
+                "SampleGrid's generator, inputs and weights_context are not "
+                "serialized; rebuild it with SampleGrid(generator, inputs, "
+                "**config)."
+            )
+        return cls(**config)

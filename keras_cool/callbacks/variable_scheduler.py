@@ -1,0 +1,180 @@
+"""Set any keras.Variable from a function of the step or the epoch."""
+
+import keras
+import numpy as np
+
+from keras_cool.callbacks._step import optimizer_iterations
+
+__all__ = ["VariableScheduler"]
+
+
+def _model_variable_ids(model):
+    variables = list(model.variables) + list(model.metrics_variables)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += list(optimizer.variables)
+    return {id(v) for v in variables}
+
+
+@keras.saving.register_keras_serializable(package="keras_cool")
+class VariableScheduler(keras.callbacks.Callback):
+    """Assigns a `keras.Variable` from `schedule(step)` or `schedule(epoch)`.
+
+    Use it for any hyperparameter that changes during training and is read
+    inside the compiled training step: a KL weight beta, a gradient-switch
+    scale, a loss weight, a label-smoothing mix. The variable must be
+    tracked by the model being trained (assigned as a layer attribute, e.g.
+    `self.beta = keras.Variable(1.0, trainable=False)`, or created with
+    `add_weight`): on JAX, `fit` passes the model's variables into the
+    compiled step as state, and any other variable is frozen into the step
+    as a constant. The callback checks this at the start of training and
+    raises a clear error on every backend otherwise.
+
+    The write goes through `self.model` first, so that on JAX the training
+    state is synced and the new value reaches the next compiled step. With
+    `per="step"` this sync costs a little on JAX each time the value
+    changes; steps where `schedule` returns the same value as before are
+    skipped. The callback only uses `on_train_batch_begin`, so it keeps
+    Keras's asynchronous batch-end dispatch.
+
+    On JAX, a variable made from a Python number without a `dtype`
+    (`keras.Variable(0.0)`) is weakly typed, and its first assignment after
+    the training step was compiled forces one recompile; give the dtype
+    (`keras.Variable(0.0, dtype="float32")`) or use `add_weight`.
+
+    At the end of each epoch the current value (scalar variables only) is
+    written into `logs[name]`, so the progress bar and `History` show it.
+
+    Args:
+        variable: the `keras.Variable` to assign. A Python number or numpy
+            value is rejected with a `TypeError`: it cannot change inside a
+            compiled step; wrap it in `keras.Variable(...)`.
+        schedule: Python callable, `schedule(index) -> value`; `index` is
+            the optimizer step about to run (0-based, counted over all
+            `fit` calls, so it resumes after loading a checkpoint) for
+            `per="step"`, or the epoch index (0-based, as `fit` counts it)
+            for `per="epoch"`. The value is cast to the variable's dtype and
+            broadcast to its shape. Not serialized by `get_config`.
+        per: `"step"` (before every training step) or `"epoch"` (at the
+            start of every epoch).
+        name: key for `logs`; default the variable's name. `False`: do not
+            log.
+        verbose: 1 prints the value at the end of each epoch.
+
+    Example:
+
+    ```python
+    class KLLoss(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.beta = keras.Variable(
+                0.0, trainable=False, dtype="float32", name="beta"
+            )
+
+        def call(self, kl):
+            self.add_loss(self.beta * keras.ops.mean(kl))
+            return kl
+
+    kl_layer = KLLoss()
+    ...
+    anneal = VariableScheduler(
+        kl_layer.beta, lambda step: min(1.0, step / 1000), per="step"
+    )
+    model.fit(x, y, callbacks=[anneal])
+    ```
+
+    Reference:
+        Bowman et al., "Generating Sentences from a Continuous Space", 2016
+        (KL annealing).
+    """
+
+    def __init__(self, variable, schedule, per="step", name=None, verbose=0):
+        super().__init__()
+        if not isinstance(variable, keras.Variable):
+            raise TypeError(
+                "VariableScheduler needs a keras.Variable to assign, got "
+                f"{type(variable).__name__} {variable!r}. A Python or numpy "
+                "number is frozen into the compiled training step and "
+                "cannot be scheduled: wrap it in keras.Variable, e.g. "
+                "`self.beta = keras.Variable(0.1, trainable=False)` in your "
+                "layer, and read that variable in `call`."
+            )
+        if not callable(schedule):
+            raise TypeError(
+                "schedule must be a callable `schedule(index) -> value`, "
+                f"got {schedule!r}."
+            )
+        if per not in ("step", "epoch"):
+            raise ValueError(f'per must be "step" or "epoch", got {per!r}.')
+        self.variable = variable
+        self.schedule = schedule
+        self.per = per
+        self.name = variable.name if name is None else name
+        self.verbose = verbose
+        self._last = None
+
+    def _value(self, index):
+        value = np.asarray(self.schedule(index), dtype=self.variable.dtype)
+        try:
+            return np.broadcast_to(value, self.variable.shape)
+        except ValueError as error:
+            raise ValueError(
+                f"schedule({index}) returned shape {value.shape}, which does "
+                f"not fit variable {self.variable.path!r} of shape "
+                f"{self.variable.shape}."
+            ) from error
+
+    def _assign(self, index):
+        value = self._value(index)
+        if self._last is not None and np.array_equal(value, self._last):
+            return
+        _ = self.model  # on JAX: sync the training state before writing
+        self.variable.assign(value)
+        self._last = value
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        if id(self.variable) not in _model_variable_ids(model):
+            raise ValueError(
+                f"VariableScheduler: variable {self.variable.path!r} is not "
+                "tracked by the model being trained, so on JAX its value "
+                "would be frozen into the compiled step and the schedule "
+                "would have no effect. Make it part of the model: assign it "
+                "as an attribute of a layer of the model (`self.beta = "
+                "keras.Variable(..., trainable=False)`) or create it with "
+                "`layer.add_weight(...)`."
+            )
+        self._last = None
+        self._epoch_start = optimizer_iterations(model) or 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.per == "epoch":
+            self._assign(epoch)
+        else:
+            self._epoch_start = optimizer_iterations(self.model) or 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.per == "step":
+            self._assign(self._epoch_start + batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._last is None:
+            return
+        if self.verbose:
+            print(f"VariableScheduler: {self.name} = {self._last}")
+        if logs is not None and self.name is not False:
+            if self._last.ndim == 0:
+                logs[self.name] = float(self._last)
+
+    def get_config(self):
+        return {"per": self.per, "name": self.name, "verbose": self.verbose}
+
+    @classmethod
+    def from_config(cls, config):
+        if "variable" not in config or "schedule" not in config:
+            raise ValueError(
+                "VariableScheduler's variable and schedule (a Python "
+                "callable) are not serialized; rebuild it with "
+                "VariableScheduler(variable, schedule, **config)."
+            )
+        return cls(**config)

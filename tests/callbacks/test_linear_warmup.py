@@ -1,0 +1,211 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_cool.callbacks import LinearWarmup
+from keras_cool.callbacks.warmup_schedule import WarmupSchedule
+
+
+def mean_output(y_true, y_pred):
+    # d loss / d kernel == 1 for inputs of ones: SGD moves it by -lr.
+    return ops.mean(y_pred)
+
+
+class KernelRecorder(keras.callbacks.Callback):
+    """Reads the kernel each step from the loss logs, without a state sync.
+
+    The loss of step k is the kernel before update k; `logs["loss"]` is the
+    running mean over the epoch, so per-step values come from differences.
+    Reading the model in a batch hook would sync the JAX state and hide a
+    callback that writes without syncing.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.kernels = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._mean = 0.0
+
+    def on_train_batch_end(self, batch, logs=None):
+        mean = logs["loss"]
+        self.kernels.append((batch + 1) * mean - batch * self._mean)
+        self._mean = mean
+
+    def on_train_end(self, logs=None):
+        self.kernels.append(float(self.model.layers[-1].kernel.numpy()[0, 0]))
+
+    def used_learning_rates(self):
+        return -np.diff(self.kernels)
+
+
+def make_model(learning_rate):
+    model = keras.Sequential(
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate), loss=mean_output
+    )
+    return model
+
+
+def fit(model, callbacks, steps=4, epochs=2):
+    x = np.ones((2 * steps, 1), "float32")
+    recorder = KernelRecorder()
+    model.fit(
+        x,
+        x,
+        batch_size=2,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=callbacks + [recorder],
+    )
+    return recorder.used_learning_rates()
+
+
+def test_float_learning_rate_warmup_then_exact_base():
+    model = make_model(0.1)
+    used = fit(model, [LinearWarmup(warmup_steps=5)])
+    expected = [0.1 * (k + 1) / 5 for k in range(5)] + [0.1] * 3
+    np.testing.assert_allclose(used, expected, rtol=1e-4, atol=1e-6)
+    base = np.float32(0.1)
+    assert model.optimizer.learning_rate.numpy() == base
+    assert isinstance(model.optimizer.learning_rate, keras.Variable)
+
+
+def test_warmup_epochs_uses_steps_per_epoch():
+    model = make_model(0.2)
+    used = fit(model, [LinearWarmup(warmup_epochs=1)], steps=3, epochs=2)
+    expected = [0.2 / 3, 0.4 / 3, 0.2, 0.2, 0.2, 0.2]
+    np.testing.assert_allclose(used, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_schedule_is_wrapped_then_restored():
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        0.1, decay_steps=1, decay_rate=0.5
+    )
+    model = make_model(schedule)
+    config = model.optimizer.get_config()["learning_rate"]
+    used = fit(model, [LinearWarmup(warmup_steps=3)])
+    base = [0.1 * 0.5**k for k in range(8)]
+    factor = [1 / 3, 2 / 3] + [1.0] * 6
+    np.testing.assert_allclose(
+        used, np.multiply(base, factor), rtol=1e-4, atol=1e-6
+    )
+    assert model.optimizer.get_config()["learning_rate"] == config
+    # The optimizer still trains with the original schedule afterwards.
+    used = fit(model, [], steps=2, epochs=1)
+    np.testing.assert_allclose(
+        used, [0.1 * 0.5**8, 0.1 * 0.5**9], rtol=1e-4, atol=1e-6
+    )
+
+
+def test_unfinished_warmup_restores_and_resumes():
+    model = make_model(0.1)
+    warmup = LinearWarmup(warmup_steps=6)
+    used = fit(model, [warmup], steps=2, epochs=1)
+    np.testing.assert_allclose(used, [0.1 / 6, 0.2 / 6], rtol=1e-4, atol=1e-6)
+    assert model.optimizer.learning_rate.numpy() == np.float32(0.1)
+    used = fit(model, [warmup], steps=2, epochs=3)
+    expected = [0.3 / 6, 0.4 / 6, 0.5 / 6, 0.1, 0.1, 0.1]
+    np.testing.assert_allclose(used, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_unfinished_schedule_warmup_resumes_in_next_fit():
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+        [100], [0.1, 0.1]
+    )
+    model = make_model(schedule)
+    warmup = LinearWarmup(warmup_steps=4)
+    used = fit(model, [warmup], steps=2, epochs=1)
+    np.testing.assert_allclose(used, [0.025, 0.05], rtol=1e-4, atol=1e-6)
+    used = fit(model, [warmup], steps=2, epochs=2)
+    np.testing.assert_allclose(
+        used, [0.075, 0.1, 0.1, 0.1], rtol=1e-4, atol=1e-6
+    )
+
+
+def test_warmup_schedule_serializes():
+    schedule = WarmupSchedule(
+        keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5), 4, 2
+    )
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule)
+    )
+    assert isinstance(restored, WarmupSchedule)
+    for step in [0, 2, 3, 5, 6, 20]:
+        np.testing.assert_allclose(
+            float(restored(step)), float(schedule(step)), rtol=1e-6
+        )
+    np.testing.assert_allclose(float(schedule(3)), 0.1 * 0.5**0.3 / 2)
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="exactly one"):
+        LinearWarmup()
+    with pytest.raises(ValueError, match="exactly one"):
+        LinearWarmup(warmup_steps=2, warmup_epochs=1)
+    with pytest.raises(ValueError, match="> 0"):
+        LinearWarmup(warmup_steps=0)
+
+
+def test_config_round_trip():
+    warmup = LinearWarmup(warmup_epochs=2, verbose=1)
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(warmup)
+    )
+    assert isinstance(restored, LinearWarmup)
+    assert restored.get_config() == warmup.get_config()
+
+
+def test_model_saved_mid_warmup_loads_in_safe_mode(tmp_path):
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)
+    model = make_model(schedule)
+    path = str(tmp_path / "mid.keras")
+    checkpoint = keras.callbacks.ModelCheckpoint(path, save_freq=1)
+    fit(model, [LinearWarmup(warmup_steps=20), checkpoint], steps=2, epochs=1)
+    loaded = keras.saving.load_model(
+        path, custom_objects={"mean_output": mean_output}
+    )
+    config = loaded.optimizer.get_config()["learning_rate"]
+    assert config["class_name"] == "WarmupSchedule"
+    assert config["config"]["warmup_steps"] == 20
+
+
+def test_start_step_zero_ties_warmup_to_optimizer_steps():
+    model = make_model(0.1)
+    fit(model, [], steps=3, epochs=1)  # the optimizer is at step 3
+    used = fit(model, [LinearWarmup(warmup_steps=5, start_step=0)], epochs=1)
+    np.testing.assert_allclose(used, [0.08, 0.1, 0.1, 0.1], rtol=1e-4)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)
+    model = make_model(schedule)
+    fit(model, [], steps=3, epochs=1)
+    warmup = LinearWarmup(warmup_steps=2, start_step=0)
+    used = fit(model, [warmup], steps=2, epochs=1)  # warmup already over
+    np.testing.assert_allclose(used, [0.1 * 0.5**3, 0.1 * 0.5**4], rtol=1e-4)
+
+
+def test_mixed_precision_loss_scale_optimizer():
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        float_model = make_model(0.1)
+        schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)
+        schedule_model = make_model(schedule)
+        used_float = fit(float_model, [LinearWarmup(warmup_steps=3)])
+        used_schedule = fit(schedule_model, [LinearWarmup(warmup_steps=3)])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert isinstance(
+        float_model.optimizer, keras.optimizers.LossScaleOptimizer
+    )
+    # float16 kernels: compare to 1e-2.
+    np.testing.assert_allclose(
+        used_float, [0.1 / 3, 0.2 / 3] + [0.1] * 6, rtol=1e-2
+    )
+    expected = [0.1 * 0.5**k * min(1, (k + 1) / 3) for k in range(8)]
+    np.testing.assert_allclose(used_schedule, expected, rtol=1e-2, atol=1e-4)
