@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_cool.callbacks import Evaluator
+from keras_cool.callbacks import ExponentialMovingAverage
 from keras_cool.callbacks import LinearWarmup
 from keras_cool.callbacks import SampleGrid
 from keras_cool.callbacks import VariableScheduler
@@ -67,3 +68,45 @@ def test_together_with_progress_bar(tmp_path, capsys):
         "e2.png",
     ]
     assert model.optimizer.learning_rate.numpy() == np.float32(0.01)
+
+
+def test_evaluator_judges_and_saves_ema_weights(tmp_path):
+    """Evaluator(weights_context=ema.swapped_weights): the score is computed
+    on the EMA weights, the best file holds them, raw weights come back."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    ema = ExponentialMovingAverage(decay=0.5)
+    seen = []
+
+    def score(m):
+        weights = [np.array(w) for w in m.get_weights()]
+        seen.append(weights)
+        return -float(np.mean((m.predict(x, verbose=0) - y) ** 2))
+
+    path = str(tmp_path / "best.weights.h5")
+    evaluator = Evaluator(
+        score,
+        name="neg_mse",
+        filepath=path,
+        weights_context=ema.swapped_weights,
+    )
+    model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0, callbacks=[ema, evaluator]
+    )
+    raw = [np.array(w) for w in model.get_weights()]
+    ema_weights = ema.ema_weights()
+    # The last evaluation saw the EMA weights, not the raw ones.
+    for seen_w, ema_w, raw_w in zip(seen[-1], ema_weights, raw):
+        np.testing.assert_allclose(seen_w, ema_w, rtol=1e-6)
+        assert not np.allclose(seen_w, raw_w)
+    # The model holds the raw weights again after fit.
+    assert not np.allclose(raw[0], ema_weights[0])
+    # The best file holds the weights the best score was computed on.
+    best = seen[evaluator.best_epoch]
+    model.load_weights(path)
+    for saved, expected in zip(model.get_weights(), best):
+        np.testing.assert_allclose(saved, expected, rtol=1e-6)
