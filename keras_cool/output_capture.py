@@ -98,7 +98,9 @@ class OutputCapture:
         self.output_key = output_key
         self.trace_count = 0
         self._records = {}
+        self._tag_names_seen = []
         self._string_hits = set()
+        self._chosen = {}
         self._restore = None
         self._runner = None
 
@@ -296,6 +298,10 @@ class OutputCapture:
             self.model(sample)
         if self._runner is None:
             self._runner = _CaptureRunner(self, name=f"{self.model.name}_cap")
+            if getattr(self.model, "compiled", False):
+                # Compile the capture like the user's model is compiled.
+                self._runner.run_eagerly = self.model.run_eagerly
+                self._runner.jit_compile = self.model.jit_compile
         result = self._runner.predict(
             x, batch_size=batch_size, steps=steps, verbose=verbose
         )

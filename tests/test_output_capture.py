@@ -251,3 +251,18 @@ def test_predict_does_not_retrace():
     for key in first:
         np.testing.assert_array_equal(first[key], again[key])
     assert "call" not in vars(model.get_layer("attention_0"))
+
+
+def test_predict_follows_the_models_compile_settings():
+    model = nested_model()
+    model.compile(run_eagerly=True)
+    x = data(6, 4)
+    cap = OutputCapture(model, "seq/block/proj")
+    arrays = cap.predict(x, batch_size=2)
+    assert cap._runner.run_eagerly
+    first = cap.trace_count
+    cap.predict(x, batch_size=2)
+    assert cap.trace_count - first == 3  # eager: Python runs once per batch
+    np.testing.assert_allclose(
+        arrays["outputs"], model.predict(x, verbose=0), 1e-5, 1e-6
+    )
