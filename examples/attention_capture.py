@@ -107,7 +107,6 @@ def main():
         metrics=["accuracy"],
     )
     model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
-    accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
 
     capture = keras_cool.OutputCapture(model, "block_*_attention/softmax*")
     arrays = capture.predict(x_test, batch_size=200)
@@ -123,8 +122,12 @@ def main():
             f"{key}: attention of the read-out query on the pointed-at "
             f"position = {mass:.3f} (uniform {uniform:.3f})"
         )
-    same = np.allclose(arrays["outputs"], model.predict(x_test, verbose=0))
-    print(f"model outputs from the capture pass equal model.predict: {same}")
+    # The capture pass also returns the model's own outputs.
+    accuracy = float((arrays["outputs"].argmax(-1) == y_test).mean())
+    if not args.quick:
+        plain = model.predict(x_test, batch_size=200, verbose=0)
+        same = np.allclose(arrays["outputs"], plain, atol=1e-5)
+        print(f"outputs of the capture pass equal model.predict: {same}")
 
     os.makedirs(args.output_dir, exist_ok=True)
     tiles = [

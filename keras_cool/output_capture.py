@@ -326,6 +326,7 @@ class _CaptureRunner(keras.Model):
         with capture:
             outputs = self.inner(inputs, training=training)
         result = capture.outputs
+        capture._records = {}  # traced tensors must not outlive the trace
         if capture.output_key in result:
             raise ValueError(
                 f"A captured key is named {capture.output_key!r}, like the "
