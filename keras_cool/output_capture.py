@@ -2,6 +2,7 @@
 
 import functools
 import inspect
+import sys
 
 import keras
 import numpy as np
@@ -103,6 +104,8 @@ class OutputCapture:
         self._chosen = {}
         self._restore = None
         self._runner = None
+        self._resolved = None
+        self._predict_resolution = None
 
     # ----------------------------------------------------------- targets
     @property
@@ -114,7 +117,7 @@ class OutputCapture:
         """`{path: layer}` for the layer targets, and their MHA parents."""
         tree = layer_paths(self.model)
         by_id = {id(layer): path for path, (layer, _) in tree.items()}
-        chosen = {}
+        chosen, hits = {}, set()
         for target in self.targets:
             if isinstance(target, keras.layers.Layer):
                 if id(target) not in by_id:
@@ -126,7 +129,7 @@ class OutputCapture:
             elif isinstance(target, str):
                 for path in match_string(target, tree):
                     chosen[path] = tree[path][0]
-                    self._string_hits.add(target)
+                    hits.add(target)
             else:
                 hits = [p for p, (layer, _) in tree.items() if target(layer)]
                 if not hits:
@@ -143,7 +146,7 @@ class OutputCapture:
             ):
                 if all(parent is not p for p in parents):
                     parents.append(parent)
-        return chosen, parents
+        return chosen, parents, hits
 
     def _listing(self, tree, target=None):
         names = list(tree) + sorted(set(self._tag_names_seen))
@@ -159,6 +162,9 @@ class OutputCapture:
 
     # ---------------------------------------------------- context manager
     def __enter__(self):
+        return self._enter()
+
+    def _enter(self, resolved=None):
         if self._restore is not None:
             raise RuntimeError("This OutputCapture is already active.")
         if not self.model.built:
@@ -169,8 +175,9 @@ class OutputCapture:
             )
         self._records = {}
         self._tag_names_seen = []
-        self._string_hits = set()
-        chosen, parents = self._resolve()
+        chosen, parents, hits = resolved or self._resolve()
+        self._resolved = (chosen, parents, hits)
+        self._string_hits = set(hits)
         self._chosen = chosen
         self._restore = []
         try:
@@ -323,8 +330,15 @@ class _CaptureRunner(keras.Model):
     def call(self, inputs, training=False):
         capture = self._capture_ref[0]
         capture.trace_count += 1
-        with capture:
+        # Resolve the targets once: on torch `call` runs for every batch.
+        capture._enter(capture._predict_resolution)
+        try:
             outputs = self.inner(inputs, training=training)
+        except BaseException:
+            capture.__exit__(*sys.exc_info())
+            raise
+        capture.__exit__(None, None, None)
+        capture._predict_resolution = capture._resolved
         result = capture.outputs
         capture._records = {}  # traced tensors must not outlive the trace
         if capture.output_key in result:
