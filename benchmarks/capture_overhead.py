@@ -8,7 +8,7 @@ model on the same layers that returns the scores
 (`return_attention_scores=True`), the best one can do by hand. Calls
 are interleaved (rotating order) and repeated; medians are reported.
 The ratio grows with the size of what is captured relative to the
-compute: here 2 x (batch, 4, 32, 32) attention maps for a 64-wide model.
+compute: here 2 x (batch, 4, 32, 32) attention maps for a 128-wide model.
 The capture is also checked for
 retracing: its internal `call` counts how often Python runs it (on
 TensorFlow and JAX only while tracing; torch predicts eagerly, so there
@@ -86,7 +86,7 @@ def main():
     if args.quick:
         n, length, dim, batch, repeats = 256, 16, 32, 64, 2
     else:
-        n, length, dim, batch, repeats = 2048, 32, 64, 256, 9
+        n, length, dim, batch, repeats = 2048, 32, 128, 256, 9
     repeats = args.repeats or repeats
     vocab = 100
     x = np.random.default_rng(args.seed).integers(0, vocab, (n, length))
