@@ -39,6 +39,10 @@ class OutputCapture:
     - `predict(x, batch_size=...)`: compiled and batched like
       `model.predict` (one trace, reused on later calls), returning numpy
       arrays. Captured tensors must then have the batch as first axis.
+      `trace_count` counts how often its Python `call` ran (on torch,
+      which predicts eagerly, once per batch).
+
+    `layer_paths` lists every path that can be targeted.
 
     Attention probabilities: targeting the `Softmax` inside a
     `MultiHeadAttention` makes that layer take its explicit (non-fused)
