@@ -119,6 +119,12 @@ def main():
         print(f"{name}: " + " ".join(f"{v:.3f}" for v in values) + " s")
     median = {k: float(np.median(v)) for k, v in times.items()}
     ratio = median["capture"] / median["predict"]
+    best = {k: min(v) for k, v in times.items()}
+    print(
+        "noise check, fastest runs: capture / predict = "
+        f"{best['capture'] / best['predict']:.3f}, capture / hand-written "
+        f"= {best['capture'] / best['by_hand']:.3f}"
+    )
     print(
         "capture / hand-written scores model: "
         f"{median['capture'] / median['by_hand']:.3f}; hand-written / "
