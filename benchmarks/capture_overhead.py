@@ -90,7 +90,8 @@ def main():
     repeats = args.repeats or repeats
     vocab = 100
     x = np.random.default_rng(args.seed).integers(0, vocab, (n, length))
-    model, twin = build_models(length, vocab, dim, blocks=2, heads=4)
+    blocks = 1 if args.quick else 2
+    model, twin = build_models(length, vocab, dim, blocks=blocks, heads=4)
     capture = keras_cool.OutputCapture(model, "*softmax*")
 
     # First calls compile; they are not timed.
