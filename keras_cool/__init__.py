@@ -11,12 +11,16 @@ from keras_cool import losses
 from keras_cool import testing
 from keras_cool import utils
 from keras_cool.callbacks import ExponentialMovingAverage
+from keras_cool.capture import capture
+from keras_cool.output_capture import OutputCapture
 from keras_cool.version import __version__
 
 __all__ = [
     "ExponentialMovingAverage",
+    "OutputCapture",
     "__version__",
     "callbacks",
+    "capture",
     "layers",
     "losses",
     "testing",

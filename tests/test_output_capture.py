@@ -1,0 +1,268 @@
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_cool
+from keras_cool import OutputCapture
+from keras_cool import capture
+
+
+@keras.saving.register_keras_serializable(package="keras_cool_tests")
+class Block(keras.layers.Layer):
+    """A subclassed layer whose Dense is only reachable inside `call`."""
+
+    def __init__(self, units=3, fail=False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.fail = fail
+        self.proj = keras.layers.Dense(units, name="proj")
+
+    def build(self, input_shape):
+        self.proj.build(input_shape)
+
+    def call(self, x):
+        if self.fail:
+            raise RuntimeError("forward pass failed")
+        h = self.proj(x)
+        return capture("block_tag", ops.relu(h)) + 1.0
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="keras_cool_tests")
+class Normal(keras.layers.Layer):
+    """Seed post 7's layer: the normalised input is an internal tensor."""
+
+    def call(self, x):
+        x_normalized = capture("normalized", x / ops.norm(x, axis=-1)[:, None])
+        return x_normalized * 2.0
+
+
+def nested_model():
+    inner = keras.Sequential([Block(3, name="block")], name="seq")
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(4, name="pre")(inputs)
+    outputs = keras.layers.Dense(2, name="head")(inner(h))
+    return keras.Model(inputs, outputs, name="outer")
+
+
+def attention_model(length=6, dim=8):
+    inputs = keras.Input((length, dim))
+    h = inputs
+    for i in range(2):
+        mha = keras.layers.MultiHeadAttention(2, 4, name=f"attention_{i}")
+        h = keras.layers.LayerNormalization(name=f"norm_{i}")(h + mha(h, h))
+    return keras.Model(inputs, h, name="encoder")
+
+
+def to_numpy(x):
+    return ops.convert_to_numpy(x)
+
+
+def data(*shape):
+    return np.random.default_rng(0).normal(size=shape).astype("float32")
+
+
+def test_mha_probabilities_equal_return_attention_scores():
+    model = attention_model()
+    x = data(3, 6, 8)
+    with OutputCapture(model, "*/softmax*") as cap:
+        model(x)
+    # Auto-named sublayers: "softmax", "softmax_1", ... hence the globs.
+    keys = list(cap.outputs)
+    assert [k.split("/")[0] for k in keys] == ["attention_0", "attention_1"]
+    h = x
+    for i in range(2):
+        mha = model.get_layer(f"attention_{i}")
+        out, scores = mha(h, h, return_attention_scores=True)
+        assert cap[keys[i]].shape == (3, 2, 6, 6)
+        np.testing.assert_allclose(
+            to_numpy(cap[keys[i]]), to_numpy(scores), 1e-6
+        )
+        h = model.get_layer(f"norm_{i}")(ops.add(h, out))
+    arrays = OutputCapture(model, "*/softmax*").predict(x, batch_size=2)
+    np.testing.assert_allclose(arrays[keys[1]], to_numpy(scores), 1e-5, 1e-6)
+    np.testing.assert_allclose(arrays["outputs"], to_numpy(h), 1e-5, 1e-5)
+
+
+def test_dense_in_subclassed_layer_in_sequential_in_functional():
+    model = nested_model()
+    x = data(5, 4)
+    assert "seq/block/proj" in OutputCapture(model, "x").layer_paths
+    with OutputCapture(model, ["seq/block/proj", "pre"]) as cap:
+        y = model(x)
+    w1, b1 = (to_numpy(v) for v in model.get_layer("pre").weights)
+    proj = model.get_layer("seq").get_layer("block").proj
+    w2, b2 = (to_numpy(v) for v in proj.weights)
+    expected = (x @ w1 + b1) @ w2 + b2
+    np.testing.assert_allclose(to_numpy(cap["seq/block/proj"]), expected, 1e-5)
+    np.testing.assert_allclose(to_numpy(cap["pre"]), x @ w1 + b1, 1e-5)
+    arrays = OutputCapture(model, [proj]).predict(x, batch_size=2)
+    np.testing.assert_allclose(arrays["seq/block/proj"], expected, 1e-5)
+    np.testing.assert_allclose(arrays["outputs"], to_numpy(y), 1e-5)
+
+
+def test_tagged_internals_and_predicates():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Normal(name="normal")(inputs))
+    x = data(4, 3)
+    assert capture("normalized", x) is x  # no capture active: untouched
+    with pytest.raises(ValueError, match="'normalized' matches no layer"):
+        with OutputCapture(model, "normalized"):
+            pass  # no forward pass: the tag never showed up
+    expected = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    with OutputCapture(
+        model, ["norm*", lambda layer: layer.name == "normal"]
+    ) as c:
+        model(x)
+    np.testing.assert_allclose(to_numpy(c["normalized"]), expected, 1e-6)
+    np.testing.assert_allclose(to_numpy(c["normal"]), 2 * expected, 1e-6)
+    arrays = OutputCapture(model, "normalized").predict(x, batch_size=2)
+    np.testing.assert_allclose(arrays["normalized"], expected, 1e-6)
+
+
+class Stack(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.blocks = [Block(3, name=f"b{i}") for i in range(2)]
+
+    def call(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def test_subclassed_model_built_by_predict():
+    model = Stack()
+    x = data(4, 3)
+    cap = OutputCapture(model, ["b1/proj", "block_tag"])
+    arrays = cap.predict(x, batch_size=2)  # builds the model first
+    assert sorted(arrays) == [
+        "b1/proj",
+        "block_tag[0]",
+        "block_tag[1]",
+        "outputs",
+    ]
+    expected = np.maximum(arrays["b1/proj"], 0.0) + 1.0
+    np.testing.assert_allclose(arrays["outputs"], expected, 1e-6)
+    with cap:
+        y = model(x)
+    np.testing.assert_allclose(to_numpy(y), arrays["outputs"], 1e-5)
+    np.testing.assert_allclose(
+        to_numpy(cap["block_tag[1]"]), arrays["block_tag[1]"], 1e-5
+    )
+
+
+def test_shared_layer_gives_one_entry_per_call():
+    dense = keras.layers.Dense(4, name="shared")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, dense(dense(inputs)))
+    x = data(2, 4)
+    with OutputCapture(model, "shared") as cap:
+        y = model(x)
+    assert len(cap.calls["shared"]) == 2
+    assert sorted(cap.outputs) == ["shared[0]", "shared[1]"]
+    np.testing.assert_allclose(to_numpy(cap["shared[1]"]), to_numpy(y))
+    np.testing.assert_allclose(
+        to_numpy(dense(cap["shared[0]"])), to_numpy(y), 1e-6
+    )
+
+
+def test_model_is_left_exactly_as_it_was(tmp_path):
+    model = nested_model()
+    x = data(3, 4)
+    before = to_numpy(model(x))
+    config = keras.saving.serialize_keras_object(model)
+    model.save(tmp_path / "before.keras")
+    layers = [model, *_all_layers(model)]
+    state = [dict(vars(layer)) for layer in layers]
+    with OutputCapture(model, ["*proj", "pre", "block_tag"]) as cap:
+        model(x)
+    assert {"seq/block/proj", "pre", "block_tag"} == set(cap.outputs)
+    block = model.get_layer("seq").get_layer("block")
+    block.fail = True
+    with pytest.raises(RuntimeError, match="forward pass failed"):
+        with OutputCapture(model, ["*proj", "seq/block"]):
+            model(x)
+    block.fail = False
+    for layer, old in zip(layers, state):
+        assert "call" not in vars(layer)
+        assert set(vars(layer)) == set(old), layer.name
+        assert layer.call.__func__ is type(layer).call
+    np.testing.assert_array_equal(to_numpy(model(x)), before)
+    assert keras.saving.serialize_keras_object(model) == config
+    model.save(tmp_path / "after.keras")
+    for name in ("before", "after"):
+        with zipfile.ZipFile(tmp_path / f"{name}.keras") as archive:
+            state.append(archive.read("config.json"))
+    assert state[-1] == state[-2]
+    loaded = keras.saving.load_model(tmp_path / "after.keras")
+    np.testing.assert_allclose(to_numpy(loaded(x)), before, 1e-6)
+
+
+def _all_layers(model):
+    return [
+        pair[0]
+        for pair in keras_cool.output_capture.layer_paths(model).values()
+    ]
+
+
+def test_errors_name_the_problem():
+    model = nested_model()
+    x = data(2, 4)
+    with pytest.raises(ValueError, match="Close matches.*seq/block/proj"):
+        with OutputCapture(model, "seq/blok/proj"):
+            model(x)
+    with pytest.raises(ValueError, match="Available paths.*'pre'"):
+        with OutputCapture(model, "nothing_like_it"):
+            model(x)
+    with pytest.raises(ValueError, match="not called during the forward"):
+        with OutputCapture(model, "head"):
+            model.get_layer("pre")(x)
+    with pytest.raises(ValueError, match="not part of model"):
+        OutputCapture(model, keras.layers.Dense(2)).__enter__()
+    with pytest.raises(ValueError, match="Predicate .* matches no layer"):
+        with OutputCapture(model, lambda layer: False):
+            pass
+    with pytest.raises(TypeError, match="A target is"):
+        OutputCapture(model, 3)
+    unbuilt = keras.Sequential([keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match="not built"):
+        with OutputCapture(unbuilt, "dense"):
+            pass
+    assert not keras_cool.capture.__globals__["_ACTIVE"]
+
+
+@pytest.mark.backends("tensorflow", "jax")
+def test_predict_does_not_retrace():
+    model = attention_model()
+    cap = OutputCapture(model, "*softmax*")
+    x = data(8, 6, 8)
+    first = cap.predict(x, batch_size=4)
+    traces = cap.trace_count
+    assert traces >= 1
+    for _ in range(3):
+        again = cap.predict(x, batch_size=4)
+    assert cap.trace_count == traces
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+    assert "call" not in vars(model.get_layer("attention_0"))
+
+
+def test_predict_follows_the_models_compile_settings():
+    model = nested_model()
+    model.compile(run_eagerly=True)
+    x = data(6, 4)
+    cap = OutputCapture(model, "seq/block/proj")
+    arrays = cap.predict(x, batch_size=2)
+    assert cap._runner.run_eagerly
+    first = cap.trace_count
+    cap.predict(x, batch_size=2)
+    assert cap.trace_count - first == 3  # eager: Python runs once per batch
+    np.testing.assert_allclose(
+        arrays["outputs"], model.predict(x, verbose=0), 1e-5, 1e-6
+    )
