@@ -28,12 +28,19 @@ import pickle
 import queue
 import signal
 import threading
+import time
 import traceback
 import weakref
 
 from keras_cool.data import _batch
 
+# A process pool that nobody used for this long is closed (Keras does not
+# call `on_epoch_end` when `fit` fails or is interrupted); it is started
+# again if needed. Persistent pools are left alone.
+IDLE_TIMEOUT = 30.0
 _LIVE_POOLS = weakref.WeakSet()
+_REAPER = {"thread": None, "pid": None}
+_REAPER_LOCK = threading.Lock()
 
 
 def _close_all_pools():
@@ -42,6 +49,26 @@ def _close_all_pools():
 
 
 atexit.register(_close_all_pools)
+
+
+def _reap():
+    while True:
+        time.sleep(max(0.05, min(1.0, IDLE_TIMEOUT / 4)))
+        for pool in list(_LIVE_POOLS):
+            close_if_idle = getattr(pool, "close_if_idle", None)
+            if close_if_idle is not None:
+                close_if_idle(IDLE_TIMEOUT)
+
+
+def _ensure_reaper():
+    with _REAPER_LOCK:
+        thread = _REAPER["thread"]
+        if thread is None or _REAPER["pid"] != os.getpid():
+            thread = threading.Thread(
+                target=_reap, name="keras_cool_sequence_reaper", daemon=True
+            )
+            thread.start()
+            _REAPER.update(thread=thread, pid=os.getpid())
 
 
 def _preload_forkserver(context):
@@ -75,12 +102,20 @@ class ThreadPool:
             workers, thread_name_prefix="keras_cool_sequence"
         )
         self.futures = {}
+        self.closed = False
         _LIVE_POOLS.add(self)
 
+    def acquire(self):
+        return not self.closed
+
+    def release(self):
+        pass
+
     def submit(self, dataset, runtime, key, epoch, index):
-        self.futures[key] = self.executor.submit(
+        future = self.executor.submit(
             _batch.compute, dataset, runtime, epoch, index, False
         )
+        self.futures[key] = (future, index)
 
     def has(self, key):
         return key in self.futures
@@ -89,16 +124,16 @@ class ThreadPool:
         return len(self.futures)
 
     def discard_all(self):
-        for future in self.futures.values():
+        for future, _ in self.futures.values():
             future.cancel()
         self.futures = {}
 
     def get(self, key):
-        future = self.futures.pop(key)
+        future, index = self.futures.pop(key)
         try:
             return future.result()
         except Exception as error:
-            _, epoch, index = key
+            epoch = key[1]
             _batch.add_note(
                 error,
                 f"keras_cool.Sequence: raised in a worker thread while "
@@ -107,6 +142,7 @@ class ThreadPool:
             raise
 
     def close(self):
+        self.closed = True
         _LIVE_POOLS.discard(self)
         self.discard_all()
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -124,12 +160,17 @@ class _Worker:
 class ProcessPool:
     """Batches computed by worker processes."""
 
-    def __init__(self, payload, workers, start_method, name):
+    def __init__(self, payload, workers, start_method, name, reap=True):
         self.name = name
         self.workers = []
         self.ready = {}
         self.owner = {}
+        self.index_of = {}
         self.closed = False
+        self.reap = reap
+        self.lock = threading.Lock()
+        self.busy = 0
+        self.last_used = time.monotonic()
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             _preload_forkserver(context)
@@ -140,6 +181,29 @@ class ProcessPool:
         except BaseException:
             self.close()
             raise
+        if reap:
+            _ensure_reaper()
+
+    def acquire(self):
+        """Mark the pool in use; False if it was closed meanwhile."""
+        with self.lock:
+            if self.closed:
+                return False
+            self.busy += 1
+            return True
+
+    def release(self):
+        with self.lock:
+            self.busy -= 1
+            self.last_used = time.monotonic()
+
+    def close_if_idle(self, timeout):
+        with self.lock:
+            idle = time.monotonic() - self.last_used > timeout
+            if not (self.reap and idle and self.busy == 0 and not self.closed):
+                return
+            self.busy = -(10**9)  # nobody may use it from now on
+        self.close()
 
     def _start(self, context, wid, payload):
         task_reader, task_writer = context.Pipe(duplex=False)
@@ -173,6 +237,7 @@ class ProcessPool:
         worker.tasks.send(("batch", key, epoch, index))
         worker.keys.add(key)
         self.owner[key] = worker
+        self.index_of[key] = index
 
     def has(self, key):
         return key in self.owner or key in self.ready
@@ -183,6 +248,7 @@ class ProcessPool:
     def discard_all(self):
         # Results still on their way are dropped when they arrive.
         self.ready = {}
+        self.index_of = {}
         for worker in self.workers:
             worker.keys = set()
         self.owner = {}
@@ -199,10 +265,11 @@ class ProcessPool:
             self.close()
             raise
         kind, value = self.ready.pop(key)
+        index = self.index_of.pop(key)
         if kind == "ok":
             return value
         self.close()
-        raise _rebuild_error(self.name, key, value)
+        raise _rebuild_error(self.name, key[1], index, value)
 
     def _receive(self, key):
         if key not in self.owner:
@@ -225,8 +292,13 @@ class ProcessPool:
             else:
                 dead.append(by_sentinel[item])
         for worker in dead:
-            if not worker.results.poll(0):
-                self._died(worker)
+            # Take what it sent before dying, then report it.
+            try:
+                while worker.results.poll(0):
+                    self._handle(worker, worker.results.recv())
+            except (EOFError, OSError):
+                pass
+            self._died(worker)
 
     def _handle(self, worker, message):
         kind = message[0]
@@ -256,7 +328,7 @@ class ProcessPool:
                 how = f"signal {-code}"
         else:
             how = f"exit code {code}"
-        batches = sorted((k[2], k[1]) for k in worker.keys)
+        batches = sorted((self.index_of[k], k[1]) for k in worker.keys)
         batches = ", ".join(f"{i} (epoch {e})" for i, e in batches) or "none"
         raise RuntimeError(
             f"keras_cool.Sequence `{self.name}`: worker process {worker.wid} "
@@ -267,9 +339,10 @@ class ProcessPool:
         )
 
     def close(self):
-        if self.closed:
-            return
-        self.closed = True
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
         _LIVE_POOLS.discard(self)
         for worker in self.workers:
             try:
@@ -290,8 +363,7 @@ class ProcessPool:
         self.owner = {}
 
 
-def _rebuild_error(name, key, value):
-    _, epoch, index = key
+def _rebuild_error(name, epoch, index, value):
     wid, pid, payload, type_name, text, remote_tb = value
     error = None
     if payload is not None:
@@ -359,8 +431,12 @@ def worker_loop(wid, payload, tasks, results):
             results.send(("fatal", traceback.format_exc()))
             return
         runtime = dataset._kc_runtime()
+        parent = os.getppid()
         while True:
             try:
+                while not tasks.poll(1.0):
+                    if os.getppid() != parent:
+                        return  # the main process (or fork server) died
                 message = tasks.recv()
             except (EOFError, OSError):
                 return  # the main process closed the pool or died

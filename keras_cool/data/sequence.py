@@ -501,6 +501,8 @@ class Sequence(keras.utils.PyDataset):
         mode = self._kc_mode()
         if mode == "inline" or not runtime.in_epoch:
             return None
+        if runtime.pool is not None and runtime.pool.closed:
+            self._kc_close_pool(runtime)  # closed after idling
         if runtime.pool is None:
             if mode == "threads":
                 pool = _pools.ThreadPool(self.num_workers)
@@ -511,6 +513,7 @@ class Sequence(keras.utils.PyDataset):
                     self.num_workers,
                     method,
                     type(self).__qualname__,
+                    reap=not self.persistent_workers,
                 )
             runtime.pool = pool
             runtime.finalizer = weakref.finalize(self, pool.close)
@@ -540,6 +543,8 @@ class Sequence(keras.utils.PyDataset):
             epoch = self._kc_epoch
             index = self._kc_index(epoch, position)
             pool = self._kc_pool(runtime)
+            while pool is not None and not pool.acquire():
+                pool = self._kc_pool(runtime)  # it idled out: start again
             try:
                 if pool is None:
                     batch = self._kc_compute_here(runtime, epoch, index)
@@ -550,6 +555,9 @@ class Sequence(keras.utils.PyDataset):
             except BaseException:
                 self._kc_close_pool(runtime)
                 raise
+            finally:
+                if pool is not None:
+                    pool.release()
             runtime.served.add(position)
             return batch
 
@@ -609,6 +617,8 @@ class Sequence(keras.utils.PyDataset):
         return True
 
     def _kc_after_hook(self, runtime, ran):
+        if runtime.pool is not None and runtime.pool.closed:
+            self._kc_close_pool(runtime)
         if not ran or runtime.pool is None:
             return
         # The user's hook may have changed the dataset: drop prefetched
