@@ -1,0 +1,125 @@
+"""Batches per second of CPU-bound batches: 2 worker processes vs 1.
+
+Each batch does single-threaded NumPy work (FFT blurs and sorts of random
+images), then returns small features. `model.predict` on a one-layer model
+consumes the batches, so both data sets go through Keras's real pipeline:
+
+- keras_cool.Sequence, workers=1 and workers=2, use_multiprocessing=True
+  (default start method, "forkserver");
+- keras.utils.PyDataset with the same settings (Keras's enqueuer, "fork").
+
+Each data set is read once to warm up (keras_cool keeps its workers with
+`persistent_workers=True`; Keras forks a new pool for every pass), then a
+second pass is timed. The last line is
+`sequence_throughput: ratio=R (...)` with R the speedup of 2 keras_cool
+processes over 1.
+
+    python benchmarks/sequence_throughput.py [--quick] [--batches N]
+"""
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+import keras_cool
+
+
+def cpu_work(rng, size, rounds):
+    """Single-threaded NumPy work for one batch; returns (16, 8) features."""
+    images = rng.random((16, size, size), dtype=np.float32)
+    kernel = np.fft.rfft2(np.outer(np.hanning(size), np.hanning(size)))
+    for _ in range(rounds):
+        images = np.fft.irfft2(np.fft.rfft2(images) * kernel, s=(size, size))
+        images = np.sort(images, axis=-1)
+        images = images / (images.std() + 1e-6)
+    return images[:, :8, 0].astype("float32")
+
+
+class CoolBatches(keras_cool.Sequence):
+    def __init__(self, count, size, rounds, **kwargs):
+        super().__init__(**kwargs)
+        self.count = count
+        self.size = size
+        self.rounds = rounds
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        return (cpu_work(self.rng, self.size, self.rounds),)
+
+
+class KerasBatches(keras.utils.PyDataset):
+    def __init__(self, count, size, rounds, **kwargs):
+        super().__init__(**kwargs)
+        self.count = count
+        self.size = size
+        self.rounds = rounds
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        rng = np.random.default_rng(index)
+        return (cpu_work(rng, self.size, self.rounds),)
+
+
+def measure(dataset, model):
+    """Seconds per batch of one `predict` pass, after a warm-up pass."""
+    model.predict(dataset, verbose=0)  # starts (persistent) workers
+    start = time.perf_counter()
+    model.predict(dataset, verbose=0)
+    seconds = time.perf_counter() - start
+    if isinstance(dataset, keras_cool.Sequence):
+        dataset.close()
+    return seconds / len(dataset)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--batches", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    count = args.batches or (10 if args.quick else 60)
+    size, rounds = (32, 2) if args.quick else (128, 6)
+
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    options = {"count": count, "size": size, "rounds": rounds}
+    start = time.perf_counter()
+    cpu_work(np.random.default_rng(0), size, rounds)
+    print(f"one batch in this process: {time.perf_counter() - start:.4f} s")
+
+    results = {}
+    for name, cls, workers in [
+        ("cool_1", CoolBatches, 1),
+        ("cool_2", CoolBatches, 2),
+        ("keras_1", KerasBatches, 1),
+        ("keras_2", KerasBatches, 2),
+    ]:
+        extra = {}
+        if cls is CoolBatches:
+            extra = {"seed": args.seed, "persistent_workers": True}
+        data = cls(
+            workers=workers, use_multiprocessing=True, **options, **extra
+        )
+        per_batch = measure(data, model)
+        results[name] = per_batch
+        print(f"{name}: {1 / per_batch:.1f} batches/s ({per_batch:.4f} s)")
+    ratio = results["cool_1"] / results["cool_2"]
+    versus = results["keras_2"] / results["cool_2"]
+    print(f"keras_cool 2 processes vs PyDataset 2 processes: {versus:.2f}x")
+    print(
+        f"sequence_throughput: ratio={ratio:.2f} "
+        f"(A=1 process {results['cool_1']:.4f} s, "
+        f"B=2 processes {results['cool_2']:.4f} s per batch; "
+        f"PyDataset 1 process {results['keras_1']:.4f} s, "
+        f"2 processes {results['keras_2']:.4f} s per batch)"
+    )
+
+
+if __name__ == "__main__":
+    main()
