@@ -229,8 +229,15 @@ class Sequence(keras.utils.PyDataset):
         if prop is not Sequence.__dict__["num_batches"] and not _is_user(
             getattr(prop, "fget", None)
         ):
+            if isinstance(prop, property):
+                fget = prop.fget
+            else:  # a plain class attribute such as `num_batches = None`
+
+                def fget(self, value=prop):
+                    return value
+
             dispatch = Sequence.__dict__["num_batches"].fget
-            setattr(cls, "num_batches", property(_wrap(prop.fget, dispatch)))
+            setattr(cls, "num_batches", property(_wrap(fget, dispatch)))
 
     # What Keras reads: an in-process dataset, so Keras never starts its own
     # enqueuer. keras_cool's pool is configured by `num_workers` and
@@ -414,6 +421,15 @@ class Sequence(keras.utils.PyDataset):
                 )
             runtime = _Runtime()
             self.__dict__["_kc_rt"] = runtime
+            if "seed" not in self.__dict__:
+                warnings.warn(
+                    f"{type(self).__qualname__} should call "
+                    "`super().__init__(**kwargs)` in its constructor; without "
+                    "it, keras_cool.Sequence uses its defaults and a seed "
+                    "drawn from the global NumPy generator.",
+                    stacklevel=3,
+                )
+                self.seed = int(np.random.randint(0, 2**31 - 1))
         return runtime
 
     def _kc_update_state(self, other):

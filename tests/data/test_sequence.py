@@ -316,6 +316,24 @@ class Endless(keras_cool.Sequence):
         return np.array([index, self.rng.integers(10**9)])
 
 
+class NoSuper(keras_cool.Sequence):
+    num_batches = 3
+
+    def __init__(self):
+        pass
+
+    def __getitem__(self, index):
+        return np.array([index, self.rng.integers(10**9)])
+
+
+def test_missing_super_init_warns_and_still_works():
+    data = NoSuper()
+    with pytest.warns(UserWarning, match="super"):
+        batches = list(data)
+    assert len(batches) == 3 and data.seed is not None
+    np.testing.assert_array_equal(list(data)[0][0], 0)
+
+
 def test_infinite_dataset_with_shards():
     data = Endless(seed=1, shard=(1, 3))
     assert data.num_batches is None
