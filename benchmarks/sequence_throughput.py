@@ -5,7 +5,7 @@ images), then returns small features. `model.predict` on a one-layer model
 consumes the batches, so both data sets go through Keras's real pipeline:
 
 - keras_cool.Sequence, workers=1 and workers=2, use_multiprocessing=True
-  (default start method, "forkserver");
+  (default start method, "forkserver"; "fork" with --quick);
 - keras.utils.PyDataset with the same settings (Keras's enqueuer, "fork").
 
 Each data set is read once to warm up (keras_cool keeps its workers with
@@ -83,7 +83,7 @@ def main():
     parser.add_argument("--batches", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    count = args.batches or (10 if args.quick else 60)
+    count = args.batches or (6 if args.quick else 60)
     size, rounds = (32, 2) if args.quick else (128, 6)
 
     inputs = keras.Input((8,))
@@ -103,6 +103,8 @@ def main():
         extra = {}
         if cls is CoolBatches:
             extra = {"seed": args.seed, "persistent_workers": True}
+            if args.quick:  # skip starting a fork server in a smoke run
+                extra["start_method"] = "fork"
         data = cls(
             workers=workers, use_multiprocessing=True, **options, **extra
         )
