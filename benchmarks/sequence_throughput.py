@@ -9,12 +9,14 @@ consumes the batches, so both data sets go through Keras's real pipeline:
 - keras.utils.PyDataset with the same settings (Keras's enqueuer, "fork").
 
 Each data set is read once to warm up (keras_cool keeps its workers with
-`persistent_workers=True`; Keras forks a new pool for every pass), then a
-second pass is timed. The last line is
+`persistent_workers=True`; Keras forks a new pool for every pass), then
+passes are timed in alternating rounds and the median is reported. The last
+line is
 `sequence_throughput: ratio=R (...)` with R the speedup of 2 keras_cool
 processes over 1.
 
     python benchmarks/sequence_throughput.py [--quick] [--batches N]
+        [--repeats R]
 """
 
 import argparse
@@ -66,24 +68,22 @@ class KerasBatches(keras.utils.PyDataset):
         return (cpu_work(rng, self.size, self.rounds),)
 
 
-def measure(dataset, model):
-    """Seconds per batch of one `predict` pass, after a warm-up pass."""
-    model.predict(dataset, verbose=0)  # starts (persistent) workers
+def timed_pass(dataset, model):
+    """Seconds per batch of one `predict` pass."""
     start = time.perf_counter()
     model.predict(dataset, verbose=0)
-    seconds = time.perf_counter() - start
-    if isinstance(dataset, keras_cool.Sequence):
-        dataset.close()
-    return seconds / len(dataset)
+    return (time.perf_counter() - start) / len(dataset)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--batches", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     count = args.batches or (6 if args.quick else 60)
+    repeats = args.repeats or (1 if args.quick else 3)
     size, rounds = (32, 2) if args.quick else (128, 6)
 
     inputs = keras.Input((8,))
@@ -93,7 +93,7 @@ def main():
     cpu_work(np.random.default_rng(0), size, rounds)
     print(f"one batch in this process: {time.perf_counter() - start:.4f} s")
 
-    results = {}
+    datasets = {}
     for name, cls, workers in [
         ("cool_1", CoolBatches, 1),
         ("cool_2", CoolBatches, 2),
@@ -105,12 +105,25 @@ def main():
             extra = {"seed": args.seed, "persistent_workers": True}
             if args.quick:  # skip starting a fork server in a smoke run
                 extra["start_method"] = "fork"
-        data = cls(
+        datasets[name] = cls(
             workers=workers, use_multiprocessing=True, **options, **extra
         )
-        per_batch = measure(data, model)
-        results[name] = per_batch
-        print(f"{name}: {1 / per_batch:.1f} batches/s ({per_batch:.4f} s)")
+        model.predict(datasets[name], verbose=0)  # warm up, start workers
+    # Rounds alternate the four set-ups, so load from other programs on a
+    # shared machine hits them alike; the median of each is reported.
+    times = {name: [] for name in datasets}
+    for _ in range(repeats):
+        for name, data in datasets.items():
+            times[name].append(timed_pass(data, model))
+    for data in datasets.values():
+        if isinstance(data, keras_cool.Sequence):
+            data.close()
+    results = {name: float(np.median(t)) for name, t in times.items()}
+    for name, per_batch in results.items():
+        print(
+            f"{name}: {1 / per_batch:.1f} batches/s ({per_batch:.4f} s per "
+            f"batch; passes: {', '.join(f'{t:.4f}' for t in times[name])})"
+        )
     ratio = results["cool_1"] / results["cool_2"]
     versus = results["keras_2"] / results["cool_2"]
     print(f"keras_cool 2 processes vs PyDataset 2 processes: {versus:.2f}x")
