@@ -78,11 +78,12 @@ class Sequence(keras.utils.PyDataset):
     - **Epochs**: `shuffle=True` shuffles the batch order with a permutation
       drawn from `(seed, epoch)`; `self.epoch_permutation(n)` gives the
       same kind of permutation of `n` samples for sample-level shuffling.
-      `self.epoch` counts complete passes: it advances once every batch of
-      the epoch was served, so the peeks Keras makes before training do not
-      count. `on_epoch_begin` / `on_epoch_end` run in the main process with
-      the global generators seeded from `(seed, epoch)`; what they change is
-      sent to persistent workers.
+      `self.epoch` counts complete passes: it advances once every batch was
+      served during an epoch (between `on_epoch_begin` and `on_epoch_end`,
+      as `fit` and iteration do), so the batches Keras peeks at before
+      training do not count. `on_epoch_begin` / `on_epoch_end` run in the
+      main process with the global generators seeded from `(seed, epoch)`;
+      what they change is sent to persistent workers.
     - **Per-process resources**: override `open_resources()` to open files
       or clients (`self.file = h5py.File(self.path, "r")`). It runs once in
       each process that computes batches, never inherited across fork;
@@ -574,7 +575,8 @@ class Sequence(keras.utils.PyDataset):
             finally:
                 if pool is not None:
                     pool.release()
-            runtime.served.add(position)
+            if runtime.in_epoch:  # reads outside epochs (peeks) don't count
+                runtime.served.add(position)
             return batch
 
     def _kc_compute_here(self, runtime, epoch, index):

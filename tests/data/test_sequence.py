@@ -412,6 +412,21 @@ def test_fit_consumes_exactly_the_expected_batches():
     assert data.epoch == 2
 
 
+class Pair(Regression):
+    def __len__(self):
+        return 2
+
+
+def test_fit_counts_epochs_even_for_two_batches():
+    # TensorFlow reads two batches for the tensor spec before training and
+    # JAX/torch peek at the first one: neither may count as an epoch.
+    data = Pair(seed=0)
+    tiny_model().fit(data, epochs=3, shuffle=False, verbose=0)
+    assert data.epoch == 3
+    data[0]  # outside an epoch: does not count either
+    assert data.get_state() == {"seed": 0, "epoch": 3, "position": 0}
+
+
 # ------------------------------------------------------------- processes
 
 
