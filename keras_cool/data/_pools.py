@@ -403,7 +403,7 @@ def _pack_error(wid, error):
     )
 
 
-def _feed(outbox, results):
+def _feed(wid, outbox, results):
     while True:
         message = outbox.get()
         if message is None:
@@ -414,13 +414,18 @@ def _feed(outbox, results):
             return  # the main process is gone or closed the pool
         except Exception as error:  # the batch cannot be pickled
             _, key, _ = message
-            results.send(("error", key, _pack_error(-1, error)))
+            error = TypeError(
+                "the batch returned by __getitem__ cannot be pickled to be "
+                f"sent to the main process ({error}); return NumPy arrays "
+                "(or tuples/dicts of them)."
+            )
+            results.send(("error", key, _pack_error(wid, error)))
 
 
 def worker_loop(wid, payload, tasks, results):
     """Entry point of a worker process."""
     outbox = queue.Queue()
-    feeder = threading.Thread(target=_feed, args=(outbox, results))
+    feeder = threading.Thread(target=_feed, args=(wid, outbox, results))
     feeder.daemon = True
     feeder.start()
     dataset = None
