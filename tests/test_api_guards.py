@@ -23,7 +23,7 @@ import keras_cool
 
 PACKAGE_DIR = pathlib.Path(keras_cool.__file__).parent
 REPO_DIR = pathlib.Path(__file__).parent.parent
-SUBPACKAGES = ["layers", "callbacks", "losses", "testing", "utils"]
+SUBPACKAGES = ["layers", "callbacks", "data", "losses", "testing", "utils"]
 FORBIDDEN_IMPORTS = ("keras.src", "tensorflow", "tf_keras", "jax", "torch")
 # Module (relative to keras_cool/) -> reason it may import a backend.
 BACKEND_MODULES = {}
