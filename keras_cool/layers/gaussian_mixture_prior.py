@@ -22,7 +22,7 @@ class GaussianMixturePrior(keras.layers.Layer):
     clusters, of the one-step clustering VAE. The layer owns the
     trainable class means `μ` (`layer.means`, shape
     `(num_classes, latent_dim)`; decode `μ_y + ε` to generate from
-    cluster `y`) and adds two scalar losses with `add_loss`, given the
+    cluster `y`) and adds scalar losses with `add_loss`, given the
     posterior `p(z|x) = N(m, diag s²)` and the classifier `p(y|z)`:
 
     - clustering: `kl_weight · mean_batch Σ_y p(y|z) ·
@@ -32,13 +32,20 @@ class GaussianMixturePrior(keras.layers.Layer):
       `= mean_batch Σ_y p log(K p)`. It keeps each sample's assignment
       soft; with both weights at 1 the best `p(y|z)` is the Bayes
       posterior `∝ exp(−KL_y)`. Set it to 0 to drop it.
+    - marginal balance (off by default): `marginal_weight ·
+      KL(mean_batch p(y|z) ‖ uniform)`. The per-sample term above does
+      not stop two clusters from merging while another one empties; this
+      batch-level term does, when the clusters are known to be about
+      equally frequent. Use batches several times larger than
+      `num_classes` so the batch mean estimates the cluster sizes.
 
     This replaces the `N(0, I)` KL term of a plain VAE: sample `z` with
     `VariationalSampling(beta=0.0)` and let this layer add the prior.
-    Both weights are non-trainable `keras.Variable`s (`layer.kl_weight`,
-    `layer.balance_weight`), so a callback can anneal them without
-    recompiling; they are saved with the weights. The losses are the same
-    in training and inference, so `val_loss` is comparable to `loss`.
+    The weights are non-trainable `keras.Variable`s (`layer.kl_weight`,
+    `layer.balance_weight`, `layer.marginal_weight`), so a callback can
+    anneal them without recompiling; they are saved with the weights.
+    The losses are the same in training and inference, so `val_loss` is
+    comparable to `loss`.
 
     The layer returns the class probabilities unchanged, so they can be a
     model output (and the layer stays connected to the model).
@@ -51,6 +58,8 @@ class GaussianMixturePrior(keras.layers.Layer):
             after building: `layer.means.assign(centres)`.
         kl_weight: float, initial weight of the clustering KL term.
         balance_weight: float, initial weight of KL(p(y|z) ‖ uniform).
+        marginal_weight: float, initial weight of the batch-level
+            KL(mean_batch p(y|z) ‖ uniform); 0 (the default) turns it off.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -90,6 +99,7 @@ class GaussianMixturePrior(keras.layers.Layer):
         means_initializer="random_normal",
         kl_weight=1.0,
         balance_weight=1.0,
+        marginal_weight=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,6 +111,7 @@ class GaussianMixturePrior(keras.layers.Layer):
         for name, value in (
             ("kl_weight", kl_weight),
             ("balance_weight", balance_weight),
+            ("marginal_weight", marginal_weight),
         ):
             if float(value) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {value}.")
@@ -109,6 +120,9 @@ class GaussianMixturePrior(keras.layers.Layer):
         self.kl_weight = self._weight_variable("kl_weight", kl_weight)
         self.balance_weight = self._weight_variable(
             "balance_weight", balance_weight
+        )
+        self.marginal_weight = self._weight_variable(
+            "marginal_weight", marginal_weight
         )
 
     def _weight_variable(self, name, value):
@@ -149,6 +163,10 @@ class GaussianMixturePrior(keras.layers.Layer):
             trainable=True,
         )
 
+    def _kl_to_uniform(self, prob):
+        log_prob = ops.log(ops.clip(prob, _EPSILON, 1.0))
+        return ops.sum(prob * (log_prob + ops.log(float(self.num_classes))), -1)
+
     def call(self, inputs):
         z_mean, z_log_var, y_prob = inputs
         self._check_shapes(z_mean.shape, z_log_var.shape, y_prob.shape)
@@ -161,12 +179,11 @@ class GaussianMixturePrior(keras.layers.Layer):
         kl = 0.5 * (spread[:, None] + distance)
         prob = ops.cast(y_prob, kl.dtype)
         cluster = ops.mean(ops.sum(prob * kl, axis=-1))
-        log_prob = ops.log(ops.clip(prob, _EPSILON, 1.0))
-        balance = ops.mean(
-            ops.sum(prob * (log_prob + ops.log(float(self.num_classes))), -1)
-        )
+        balance = ops.mean(self._kl_to_uniform(prob))
+        marginal = self._kl_to_uniform(ops.mean(prob, axis=0))
         self.add_loss(ops.cast(self.kl_weight, kl.dtype) * cluster)
         self.add_loss(ops.cast(self.balance_weight, kl.dtype) * balance)
+        self.add_loss(ops.cast(self.marginal_weight, kl.dtype) * marginal)
         return y_prob
 
     def compute_output_shape(self, input_shape):
@@ -181,5 +198,6 @@ class GaussianMixturePrior(keras.layers.Layer):
             ),
             kl_weight=_as_float(self.kl_weight),
             balance_weight=_as_float(self.balance_weight),
+            marginal_weight=_as_float(self.marginal_weight),
         )
         return config

@@ -36,7 +36,9 @@ def losses_numpy(mean, log_var, prob, means):
             )
     cluster = np.mean(np.sum(prob * kl, axis=1))
     balance = np.mean(np.sum(prob * np.log(prob * K), axis=1))
-    return cluster, balance
+    sizes = prob.mean(axis=0)
+    marginal = np.sum(sizes * np.log(sizes * K))
+    return cluster, balance, marginal
 
 
 def prior_model(**kwargs):
@@ -55,21 +57,24 @@ def test_layer_contract():
             "num_classes": K,
             "kl_weight": 0.5,
             "balance_weight": 2.0,
+            "marginal_weight": 3.0,
             "means_initializer": "he_normal",
         },
         input_data=[mean, log_var, prob],
         expected_output_shape=(N, K),
         expected_num_trainable_weights=1,
-        expected_num_non_trainable_weights=2,
-        expected_num_losses=2,
+        expected_num_non_trainable_weights=3,
+        expected_num_losses=3,
     )
 
 
 def test_fit_and_evaluate_report_the_formula():
     mean, log_var, prob, means = data()
-    cluster, balance = losses_numpy(mean, log_var, prob, means)
-    expected = 0.6 * cluster + 1.5 * balance
-    model, layer = prior_model(kl_weight=0.6, balance_weight=1.5)
+    cluster, balance, marginal = losses_numpy(mean, log_var, prob, means)
+    expected = 0.6 * cluster + 1.5 * balance + 4.0 * marginal
+    model, layer = prior_model(
+        kl_weight=0.6, balance_weight=1.5, marginal_weight=4.0
+    )
     layer.means.assign(means)
     x = [mean, log_var, prob]
     evaluated = model.evaluate(x, batch_size=N, verbose=0)
@@ -79,12 +84,13 @@ def test_fit_and_evaluate_report_the_formula():
     # The eager call adds the same two scalars.
     layer(x)
     got = [float(keras.ops.convert_to_numpy(v)) for v in layer.losses]
-    np.testing.assert_allclose(got, [0.6 * cluster, 1.5 * balance], rtol=1e-5)
+    want = [0.6 * cluster, 1.5 * balance, 4.0 * marginal]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 def test_means_learn_and_weights_anneal_without_recompiling():
     mean, log_var, prob, means = data()
-    cluster, balance = losses_numpy(mean, log_var, prob, means)
+    cluster, balance, marginal = losses_numpy(mean, log_var, prob, means)
     model, layer = prior_model()
     layer.means.assign(means)
     model.optimizer.learning_rate.assign(0.0)
@@ -93,6 +99,7 @@ def test_means_learn_and_weights_anneal_without_recompiling():
         def on_epoch_begin(self, epoch, logs=None):
             layer.kl_weight.assign(float(epoch))
             layer.balance_weight.assign(2.0 * epoch)
+            layer.marginal_weight.assign(3.0 * epoch)
 
     history = model.fit(
         [mean, log_var, prob],
@@ -101,7 +108,9 @@ def test_means_learn_and_weights_anneal_without_recompiling():
         verbose=0,
         callbacks=[Anneal()],
     )
-    expected = [e * cluster + 2.0 * e * balance for e in range(3)]
+    expected = [
+        e * (cluster + 2.0 * balance + 3.0 * marginal) for e in range(3)
+    ]
     np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-5)
     # With a learning rate the means move towards the posterior means.
     model.optimizer.learning_rate.assign(0.1)
