@@ -72,11 +72,14 @@ def cluster_scores(labels, clusters):
     }
 
 
-def classical_clusterings(x, num_clusters, seed=0):
+def classical_clusterings(x, num_clusters, seed=0, max_ward=10000):
     """k-means (k-means++, 10 restarts) and Ward clusters of flat data.
 
     Returns a dict name -> cluster ids, the baselines an unsupervised
-    model must beat on the same data.
+    model must beat on the same data. Ward needs memory quadratic in the
+    number of points: above `max_ward` points it clusters a random
+    subset and gives every other point the cluster of the nearest Ward
+    centroid.
     """
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.cluster import KMeans
@@ -84,4 +87,19 @@ def classical_clusterings(x, num_clusters, seed=0):
     x = np.asarray(x, "float64").reshape(len(x), -1)
     kmeans = KMeans(num_clusters, n_init=10, random_state=seed)
     ward = AgglomerativeClustering(num_clusters, linkage="ward")
-    return {"kmeans": kmeans.fit_predict(x), "ward": ward.fit_predict(x)}
+    if len(x) <= max_ward:
+        ward_ids = ward.fit_predict(x)
+    else:
+        rng = np.random.default_rng(seed)
+        subset = x[rng.choice(len(x), max_ward, replace=False)]
+        subset_ids = ward.fit_predict(subset)
+        centroids = np.stack(
+            [subset[subset_ids == k].mean(0) for k in range(num_clusters)]
+        )
+        distances = (
+            (x**2).sum(1, keepdims=True)
+            - 2 * x @ centroids.T
+            + (centroids**2).sum(1)
+        )
+        ward_ids = distances.argmin(1)
+    return {"kmeans": kmeans.fit_predict(x), "ward": ward_ids}

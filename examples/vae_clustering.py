@@ -15,7 +15,11 @@ Training runs in three stages:
    clusters, so the mixture starts where the codes already group;
 3. the clustering VAE itself: reconstruction + the prior's losses
    (per-sample KL to the class Gaussians, KL(p(y|z) || uniform), and a
-   batch-level balance term that keeps clusters about equally big).
+   batch-level balance term that keeps clusters about equally big), plus
+   one addition to Su's recipe: each image is paired with one of its
+   nearest neighbours in pixel space, and `NeighbourAgreement` adds
+   -log sum_y p(y|x) p(y|neighbour), so near-identical images share a
+   cluster (as in SCAN, Van Gansbeke et al., ECCV 2020).
 
 Clusters are read off as argmax p(y|z) at z = the posterior mean. It
 writes per-cluster grids of real images (one row per cluster) and of
@@ -38,6 +42,30 @@ from _common import load_images
 import keras_cool
 
 NUM_CLASSES = 10
+
+
+@keras.saving.register_keras_serializable(package="keras_cool_examples")
+class NeighbourAgreement(keras.layers.Layer):
+    """Adds weight * mean(-log sum_y p(y|x) p(y|x')); returns p(y|x).
+
+    Args:
+        weight: float, the weight of the agreement loss.
+    """
+
+    def __init__(self, weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.weight = weight
+
+    def call(self, prob, neighbour_prob):
+        agreement = keras.ops.sum(prob * neighbour_prob, axis=-1)
+        loss = -keras.ops.log(keras.ops.clip(agreement, 1e-7, 1.0))
+        self.add_loss(self.weight * keras.ops.mean(loss))
+        return prob
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(weight=self.weight)
+        return config
 
 
 def parse_args(argv=None):
@@ -63,6 +91,13 @@ def parse_args(argv=None):
         "(Su's `lamb`): the loss is lambda/2 * sum of squared errors.",
     )
     parser.add_argument("--marginal-weight", type=float, default=5.0)
+    parser.add_argument(
+        "--neighbour-weight",
+        type=float,
+        default=2.0,
+        help="weight of the nearest-neighbour agreement loss (0: off)",
+    )
+    parser.add_argument("--neighbours", type=int, default=5)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
         "--quick", action="store_true", help="tiny run (a few seconds)"
@@ -106,7 +141,14 @@ def build_models(shape, args):
         NUM_CLASSES, marginal_weight=args.marginal_weight, name="prior"
     )
     y = prior([mean, log_var, classifier(z)])
-    vae = keras.Model(images, [decoder(z), y], name="clustering_vae")
+    neighbours = keras.Input(shape, name="neighbours")
+    neighbour_mean, _ = encoder(neighbours)
+    y = NeighbourAgreement(args.neighbour_weight, name="agreement")(
+        y, classifier(neighbour_mean)
+    )
+    vae = keras.Model(
+        [images, neighbours], [decoder(z), y], name="clustering_vae"
+    )
     vae.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate),
         loss=["mse", None],
@@ -132,10 +174,22 @@ def initialise_from_kmeans(encoder, classifier, prior, x, args):
         codes,
         clusters,
         batch_size=args.batch_size,
-        epochs=max(1, args.warmup_epochs // 2),
+        epochs=min(20, args.warmup_epochs),
         verbose=0,
     )
     return clusters
+
+
+def neighbour_pairs(x, args):
+    """Each image with one of its nearest neighbours (pixel distance)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    flat = x.reshape(len(x), -1)
+    k = min(args.neighbours, len(x) - 1)
+    search = NearestNeighbors(n_neighbors=k + 1).fit(flat)
+    nearest = search.kneighbors(flat, return_distance=False)[:, 1:]
+    rng = np.random.default_rng(args.seed)
+    return x[nearest[np.arange(len(x)), rng.integers(0, k, len(x))]]
 
 
 def predict_clusters(encoder, classifier, x):
@@ -179,8 +233,9 @@ def main(argv=None):
     }
 
     encoder, classifier, decoder, prior, vae = build_models(x.shape[1:], args)
-    mean, _ = encoder(encoder.inputs)
-    autoencoder = keras.Model(encoder.inputs, decoder(mean))
+    images = keras.Input(x.shape[1:])
+    mean, _ = encoder(images)
+    autoencoder = keras.Model(images, decoder(mean))
     autoencoder.compile(keras.optimizers.Adam(args.learning_rate), "mse")
     autoencoder.fit(
         x, x, batch_size=args.batch_size, epochs=args.warmup_epochs, verbose=0
@@ -190,7 +245,7 @@ def main(argv=None):
     print(f"warm-up: k-means on the codes, acc={initial_acc:.4f}")
 
     history = vae.fit(
-        x,
+        [x, neighbour_pairs(x, args)],
         x,
         batch_size=args.batch_size,
         epochs=args.epochs,
@@ -209,12 +264,23 @@ def main(argv=None):
     print("cluster sizes:", np.bincount(clusters, minlength=NUM_CLASSES))
     for path in save_grids(x, clusters, decoder, prior, args):
         print("wrote", path)
+    path = os.path.join(args.output_dir, "vae_clustering.keras")
+    vae.save(path)
+    loaded = keras.saving.load_model(path)  # safe mode: no Lambda layers
+    pair = [x[:64], x[:64]]
+    same = all(
+        np.allclose(a, b, atol=1e-5)
+        for a, b in zip(
+            vae.predict(pair, verbose=0), loaded.predict(pair, verbose=0)
+        )
+    )
+    print(f"saved and reloaded {path} in safe mode: same outputs {same}")
     print(
         f"RESULT acc={scores['acc']:.4f} purity={scores['purity']:.4f} "
         f"nmi={scores['nmi']:.4f} "
         f"kmeans_acc={baseline_scores['kmeans']['acc']:.4f} "
         f"ward_acc={baseline_scores['ward']['acc']:.4f} "
-        f"seconds={seconds:.1f}"
+        f"seconds={seconds:.1f} reload_ok={int(same)}"
     )
 
 
