@@ -98,6 +98,7 @@ def parse_args(argv=None):
         help="weight of the nearest-neighbour agreement loss (0: off)",
     )
     parser.add_argument("--neighbours", type=int, default=5)
+
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
         "--quick", action="store_true", help="tiny run (a few seconds)"
@@ -180,16 +181,21 @@ def initialise_from_kmeans(encoder, classifier, prior, x, args):
     return clusters
 
 
-def neighbour_pairs(x, args):
-    """Each image with one of its nearest neighbours (pixel distance)."""
+def nearest_neighbours(x, args):
+    """Indices (n, k) of each image's k nearest neighbours (pixels)."""
     from sklearn.neighbors import NearestNeighbors
 
     flat = x.reshape(len(x), -1)
     k = min(args.neighbours, len(x) - 1)
     search = NearestNeighbors(n_neighbors=k + 1).fit(flat)
-    nearest = search.kneighbors(flat, return_distance=False)[:, 1:]
+    return search.kneighbors(flat, return_distance=False)[:, 1:]
+
+
+def neighbour_pairs(x, nearest, args):
+    """Each image with one of its nearest neighbours, drawn at random."""
     rng = np.random.default_rng(args.seed)
-    return x[nearest[np.arange(len(x)), rng.integers(0, k, len(x))]]
+    pick = rng.integers(0, nearest.shape[1], len(x))
+    return x[nearest[np.arange(len(x)), pick]]
 
 
 def predict_clusters(encoder, classifier, x):
@@ -245,7 +251,7 @@ def main(argv=None):
     print(f"warm-up: k-means on the codes, acc={initial_acc:.4f}")
 
     history = vae.fit(
-        [x, neighbour_pairs(x, args)],
+        [x, neighbour_pairs(x, nearest_neighbours(x, args), args)],
         x,
         batch_size=args.batch_size,
         epochs=args.epochs,
