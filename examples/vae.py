@@ -53,6 +53,7 @@ class BinaryCrossentropySum(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         y_pred = keras.ops.clip(y_pred, 1e-7, 1.0 - 1e-7)
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
         nll = -(
             y_true * keras.ops.log(y_pred)
             + (1.0 - y_true) * keras.ops.log(1.0 - y_pred)
@@ -98,7 +99,7 @@ def main(argv=None):
     # The two terms on the whole data set (z = the posterior mean).
     total = vae.evaluate(x, x, batch_size=len(x), verbose=0)
     x_hat = vae.predict(x, batch_size=512, verbose=0)
-    recon = float(keras.ops.mean(reconstruction.call(x, x_hat)))
+    recon = float(reconstruction(x, x_hat))  # mean over images
     kl = total - recon
     print(f"reconstruction (BCE summed over pixels): {recon:.3f}")
     print(f"beta * KL(q(z|x) || N(0, I)), beta={args.beta}: {kl:.3f}")
