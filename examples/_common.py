@@ -35,3 +35,71 @@ def load_images(name="digits", quick=False):
     if quick:
         x, y = x[:256], y[:256]
     return x, y
+
+
+def hungarian_accuracy(labels, clusters):
+    """Clustering accuracy under the best one-to-one cluster→label map.
+
+    The map is found with the Hungarian algorithm
+    (`scipy.optimize.linear_sum_assignment`); clusters left without a
+    label (more clusters than labels) count as wrong.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    counts = np.zeros((clusters.max() + 1, labels.max() + 1), "int64")
+    np.add.at(counts, (clusters, labels), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    return counts[rows, cols].sum() / len(labels)
+
+
+def purity(labels, clusters):
+    """Each cluster votes for its most frequent label (many-to-one map)."""
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    counts = np.zeros((clusters.max() + 1, labels.max() + 1), "int64")
+    np.add.at(counts, (clusters, labels), 1)
+    return counts.max(axis=1).sum() / len(labels)
+
+
+def cluster_scores(labels, clusters):
+    """Dict with Hungarian accuracy `acc`, `purity` and `nmi`."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return {
+        "acc": hungarian_accuracy(labels, clusters),
+        "purity": purity(labels, clusters),
+        "nmi": normalized_mutual_info_score(labels, clusters),
+    }
+
+
+def classical_clusterings(x, num_clusters, seed=0, max_ward=10000):
+    """k-means (k-means++, 10 restarts) and Ward clusters of flat data.
+
+    Returns a dict name -> cluster ids, the baselines an unsupervised
+    model must beat on the same data. Ward needs memory quadratic in the
+    number of points: above `max_ward` points it clusters a random
+    subset and gives every other point the cluster of the nearest Ward
+    centroid.
+    """
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(x, "float64").reshape(len(x), -1)
+    kmeans = KMeans(num_clusters, n_init=10, random_state=seed)
+    ward = AgglomerativeClustering(num_clusters, linkage="ward")
+    if len(x) <= max_ward:
+        ward_ids = ward.fit_predict(x)
+    else:
+        rng = np.random.default_rng(seed)
+        subset = x[rng.choice(len(x), max_ward, replace=False)]
+        subset_ids = ward.fit_predict(subset)
+        centroids = np.stack(
+            [subset[subset_ids == k].mean(0) for k in range(num_clusters)]
+        )
+        distances = (
+            (x**2).sum(1, keepdims=True)
+            - 2 * x @ centroids.T
+            + (centroids**2).sum(1)
+        )
+        ward_ids = distances.argmin(1)
+    return {"kmeans": kmeans.fit_predict(x), "ward": ward_ids}
