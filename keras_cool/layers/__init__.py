@@ -1,3 +1,5 @@
 """keras_cool.layers: public objects are listed in `__all__`."""
 
-__all__ = []
+from keras_cool.layers.gradient_switch import GradientSwitch
+
+__all__ = ["GradientSwitch"]
