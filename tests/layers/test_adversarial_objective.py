@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_cool.layers import GANObjective
+from keras_cool.layers import AdversarialObjective
 from keras_cool.losses.gan import OBJECTIVES
 from keras_cool.testing import run_model_saving_test
 
@@ -37,7 +37,7 @@ def test_gradients_are_routed_exactly(loss, passes, backend_grad):
     """∂L/∂θ_D = ∂L_D/∂θ_D and ∂L/∂θ_G = λ ∂L_G/∂θ_G, the backend's autodiff
     as reference (tf.GradientTape, jax.grad, torch.autograd)."""
     generator, discriminator = networks()
-    objective = GANObjective(discriminator, loss, LAMBDA, passes=passes)
+    objective = AdversarialObjective(discriminator, loss, LAMBDA, passes=passes)
     d_loss, g_loss = OBJECTIVES[loss][:2]
     real, noise = data()
     d_vars = discriminator.trainable_variables
@@ -70,7 +70,7 @@ def test_zero_generator_weight_freezes_the_generator(
     loss, passes, backend_grad
 ):
     generator, discriminator = networks()
-    objective = GANObjective(discriminator, loss, 0.0, passes=passes)
+    objective = AdversarialObjective(discriminator, loss, 0.0, passes=passes)
     real, noise = data()
     grads = backend_grad(
         lambda: objective.compute_objective(real, generator(noise))[0],
@@ -82,7 +82,7 @@ def test_zero_generator_weight_freezes_the_generator(
 def test_batch_norm_discriminator_in_training_mode(backend_grad):
     """Each pass normalises its own batch, so the fake passes still agree."""
     generator, discriminator = networks(batch_norm=True)
-    objective = GANObjective(discriminator, "rsgan", LAMBDA)
+    objective = AdversarialObjective(discriminator, "rsgan", LAMBDA)
     d_loss, g_loss = OBJECTIVES["rsgan"][:2]
     real, noise = data()
     d_vars = discriminator.trainable_variables
@@ -109,7 +109,7 @@ def test_batch_norm_discriminator_in_training_mode(backend_grad):
 def single_loss_model(loss="modified", passes=None):
     generator, discriminator = networks()
     real_in, noise_in = keras.Input((2,)), keras.Input((3,))
-    objective = GANObjective(discriminator, loss, 0.5, passes=passes)
+    objective = AdversarialObjective(discriminator, loss, 0.5, passes=passes)
     outputs = objective([real_in, generator(noise_in)])
     return keras.Model([real_in, noise_in], outputs), generator, discriminator
 
@@ -139,7 +139,9 @@ def test_one_compile_one_fit_trains_both(loss):
 def test_keras_round_trip():
     model, _, _ = single_loss_model("rasgan")
     loaded = run_model_saving_test(model, list(data()))
-    layer = [la for la in loaded.layers if isinstance(la, GANObjective)][0]
+    layer = [
+        la for la in loaded.layers if isinstance(la, AdversarialObjective)
+    ][0]
     assert (layer.loss, layer.passes, layer.generator_weight) == (
         "rasgan",
         3,
@@ -151,14 +153,14 @@ def test_keras_round_trip():
 def test_bad_arguments_are_explained():
     _, discriminator = networks()
     with pytest.raises(ValueError, match="needs passes=3"):
-        GANObjective(discriminator, "modified", passes=2)
+        AdversarialObjective(discriminator, "modified", passes=2)
     with pytest.raises(ValueError, match="Unknown GAN loss"):
-        GANObjective(discriminator, "vanilla")
+        AdversarialObjective(discriminator, "vanilla")
     with pytest.raises(ValueError, match=">= 0"):
-        GANObjective(discriminator, "hinge", generator_weight=-1.0)
+        AdversarialObjective(discriminator, "hinge", generator_weight=-1.0)
     with pytest.raises(ValueError, match="passes must be"):
-        GANObjective(discriminator, "hinge", passes=1)
-    layer = GANObjective(discriminator, "non_saturating")
+        AdversarialObjective(discriminator, "hinge", passes=1)
+    layer = AdversarialObjective(discriminator, "non_saturating")
     assert layer.passes == 3
     with pytest.raises(ValueError, match="real_samples, generated_samples"):
         layer(np.zeros((2, 2), "float32"))

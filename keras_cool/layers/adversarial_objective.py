@@ -1,4 +1,4 @@
-"""GANObjective: a GAN's D and G objectives as one loss, one optimizer."""
+"""AdversarialObjective: a GAN's D and G objectives as one loss."""
 
 import math
 
@@ -9,11 +9,11 @@ from keras_cool.layers.gradient_switch import GradientSwitch
 from keras_cool.losses.gan import ALIASES
 from keras_cool.losses.gan import OBJECTIVES
 
-__all__ = ["GANObjective"]
+__all__ = ["AdversarialObjective"]
 
 
 @keras.saving.register_keras_serializable(package="keras_cool")
-class GANObjective(keras.layers.Layer):
+class AdversarialObjective(keras.layers.Layer):
     """Adds one loss that trains a GAN's discriminator and generator at once.
 
     Called on `[real_samples, generated_samples]`, with the generated
@@ -82,7 +82,7 @@ class GANObjective(keras.layers.Layer):
     ```python
     x_real = keras.Input((2,))
     z = keras.Input((8,))
-    objective = keras_cool.layers.GANObjective(
+    objective = keras_cool.layers.AdversarialObjective(
         discriminator, loss="modified", generator_weight=1.0
     )
     model = keras.Model([x_real, z], objective([x_real, generator(z)]))
@@ -160,8 +160,8 @@ class GANObjective(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
             raise ValueError(
-                "GANObjective expects [real_samples, generated_samples], "
-                f"got {type(inputs).__name__}."
+                "AdversarialObjective expects [real_samples, "
+                f"generated_samples], got {type(inputs).__name__}."
             )
         loss, d_real, d_gen = self.compute_objective(*inputs, training)
         self.add_loss(loss)
