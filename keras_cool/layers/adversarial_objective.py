@@ -30,16 +30,18 @@ class AdversarialObjective(keras.layers.Layer):
 
     Two constructions, both from `GradientSwitch` (`passes`):
 
-    - **3 passes, exact for every loss**: `D(x_real)`,
-      `D(stop(G(z)))` and `D(scale_λ(G(z)))`, with
-      `L = L_D(d_real, d_stop) + L_G(d_real, d_gen) - L_G(d_real, d_stop)`.
-      The last two terms are equal in value (the loss shown by `fit` is
-      `L_D`), their gradients cancel on `θ_D`, and only `d_gen` carries a
-      gradient to G, scaled by λ.
+    - **3 passes, exact for every loss**: `D(x_real)`, `D(stop(G(z)))` and
+      `D_frozen(scale_λ(G(z)))`, with
+      `L = L_D(d_real, d_stop) + L_G(stop(d_real), d_gen)`. `D_frozen` is the
+      discriminator run through `stateless_call` with its weights behind
+      `stop_gradient`, so `L_G` sends no gradient to θ_D (nothing relies on
+      two gradients cancelling) and only `d_gen` reaches G, scaled by λ.
+      The loss shown by `fit` is `L_D + L_G`.
     - **2 passes, gradient reversal**: `D(x_real)`, `D(reverse_λ(G(z)))`,
       `L = L_D(d_real, d_gen)`. Exact only where `L_G` is minus the
       generated-data term of `L_D`: `"minimax"` and `"wasserstein"`, whose
       default is 2 passes. Every other loss needs 3; asking for 2 raises.
+      The loss shown by `fit` is `L_D`.
 
     | loss | D / G losses | passes |
     |---|---|---|
@@ -52,13 +54,19 @@ class AdversarialObjective(keras.layers.Layer):
     | `"rasgan"` | `relativistic_average_*` | 3 |
     | `"ralsgan"` | `relativistic_average_least_squares_*` | 3 |
 
-    No label smoothing is applied. The discriminator must compute each
-    pass identically: separate calls keep BatchNorm's batch statistics per
-    pass (real and fake apart, and `D(stop(G(z)))` equal to `D(G(z))`), but
-    BatchNorm updates its moving averages once per pass, and dropout or
-    other randomness inside D makes the two fake passes differ, which breaks
-    the cancellation (use a D without dropout). A gradient penalty is not
-    included.
+    No label smoothing is applied. Each pass is a separate discriminator
+    call, so BatchNorm normalises real and generated batches apart (as in
+    the seed post). BatchNorm moving averages are updated by the real and
+    `stop` passes, not by the generator's pass. Dropout in D draws a new
+    mask per pass: with 3 passes this changes no routing (G's pass is
+    already cut off from θ_D), but the generator then sees a different
+    mask than the discriminator's fake pass, as in alternating training.
+    A gradient penalty is not included.
+
+    Cost: the simultaneous update needs one generator forward pass per
+    step, where an alternating D-then-G step needs two; the discriminator
+    work is the same (3 forward passes). Measured in
+    `benchmarks/single_loss_gan.py`.
 
     Args:
         discriminator: a Keras model or layer mapping samples to outputs
@@ -150,12 +158,24 @@ class AdversarialObjective(keras.layers.Layer):
             return self._d_loss(d_real, d_gen), d_real, d_gen
         stopped = self.stop_switch(generated)
         d_stop = self.discriminator(stopped, training=training)
-        switched = self.generator_switch(generated)
-        d_gen = self.discriminator(switched, training=training)
-        frozen_real = ops.stop_gradient(d_real)
-        zero = self._g_loss(frozen_real, d_gen)
-        zero = zero - self._g_loss(frozen_real, d_stop)
-        return self._d_loss(d_real, d_stop) + zero, d_real, d_gen
+        # The generator's pass sees D's weights as constants: no gradient
+        # reaches θ_D from L_G (and D's state, e.g. BatchNorm statistics,
+        # is not updated by this pass).
+        d_gen, _ = self.discriminator.stateless_call(
+            [
+                ops.stop_gradient(v)
+                for v in self.discriminator.trainable_variables
+            ],
+            [
+                ops.convert_to_tensor(v)
+                for v in self.discriminator.non_trainable_variables
+            ],
+            self.generator_switch(generated),
+            training=training,
+        )
+        loss = self._d_loss(d_real, d_stop)
+        loss = loss + self._g_loss(ops.stop_gradient(d_real), d_gen)
+        return loss, d_real, d_gen
 
     def call(self, inputs, training=None):
         if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
