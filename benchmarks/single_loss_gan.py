@@ -255,7 +255,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps, args.batch_size, args.repeats = 4, 16, 1
+        args.steps, args.batch_size, args.repeats = 2, 8, 1
     keras.utils.set_random_seed(args.seed)
     images, _ = load_images("digits")
     rng = np.random.default_rng(args.seed)
