@@ -103,3 +103,50 @@ def classical_clusterings(x, num_clusters, seed=0, max_ward=10000):
         )
         ward_ids = distances.argmin(1)
     return {"kmeans": kmeans.fit_predict(x), "ward": ward_ids}
+
+
+# 2-D Gaussian mixtures (PacGAN layout) and the VEEGAN/PacGAN mode metrics.
+MIXTURE_STD = {"ring": 0.01, "grid": 0.05}
+
+
+def mixture_centres(name):
+    """Centres of `ring` (8 on the unit circle, angles 2πk/8) or `grid`
+    (25 at {-4, -2, 0, 2, 4}²)."""
+    if name == "ring":
+        angles = 2 * np.pi * np.arange(8) / 8
+        return np.stack([np.cos(angles), np.sin(angles)], 1)
+    if name == "grid":
+        axis = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    raise ValueError(f"Unknown mixture {name!r}: use ring or grid.")
+
+
+def sample_mixture(name, n, rng):
+    """`n` float32 points from the mixture, modes drawn uniformly."""
+    centres = mixture_centres(name)
+    picks = rng.integers(len(centres), size=n)
+    noise = rng.normal(scale=MIXTURE_STD[name], size=(n, 2))
+    return (centres[picks] + noise).astype("float32")
+
+
+def mode_metrics(samples, name):
+    """Return (modes captured, fraction high-quality, reverse KL).
+
+    Each sample goes to its nearest centre; it is high quality (HQ) within 3
+    standard deviations of it. A mode is captured when at least one HQ
+    sample is nearest to it. The reverse KL is between the histogram of HQ
+    samples over modes and the uniform distribution (0 when balanced).
+    """
+    centres = mixture_centres(name)
+    samples = np.asarray(samples, "float64")
+    distance = np.linalg.norm(samples[:, None] - centres[None], axis=-1)
+    nearest = distance.argmin(1)
+    hq = distance.min(1) <= 3 * MIXTURE_STD[name]
+    counts = np.bincount(nearest[hq], minlength=len(centres))
+    modes = int((counts > 0).sum())
+    if hq.any():
+        p = counts[counts > 0] / counts.sum()
+        reverse_kl = float(np.sum(p * np.log(p * len(centres))))
+    else:
+        reverse_kl = float("nan")
+    return modes, float(hq.mean()), reverse_kl

@@ -1,0 +1,294 @@
+"""Single-loss GAN step vs alternating D/G steps, time per iteration.
+
+Three ways to train the same DCGAN-sized networks on the 8x8 digits with
+the non-saturating loss, one D and one G update per iteration:
+
+- `single`: one model, one `compile`, one loss from
+  `keras_cool.layers.AdversarialObjective` (3 discriminator passes), `fit`.
+- `train_step`: the keras.io pattern, a `keras.Model` whose custom
+  `train_step` does a D step (real and fake concatenated in one D call)
+  then a G step, inside one compiled step, run by `fit`. Written per
+  backend (GradientTape / jax.grad / torch autograd): benchmarks are not
+  library code.
+- `two_train_on_batch`: a D model and a combined G model, each compiled,
+  two `train_on_batch` calls per iteration (the Keras 2 recipe; D is frozen
+  in the combined model by setting `trainable = False` before compiling).
+
+Repeats are interleaved and the median is reported. The last line is
+`single_loss_gan: ratio=R (...)` with R = train_step / single time.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+)
+
+from examples._common import load_images  # noqa: E402
+from keras_cool.layers import AdversarialObjective  # noqa: E402
+from keras_cool.losses import modified_discriminator_loss  # noqa: E402
+from keras_cool.losses import modified_generator_loss  # noqa: E402
+
+LATENT = 32
+
+
+def generator_model(quick):
+    width = 8 if quick else 64
+    z = keras.Input((LATENT,))
+    h = keras.layers.Dense(4 * 4 * width)(z)
+    h = keras.layers.LeakyReLU(0.2)(keras.layers.Reshape((4, 4, width))(h))
+    h = keras.layers.Conv2DTranspose(width // 2, 4, 2, padding="same")(h)
+    h = keras.layers.LeakyReLU(0.2)(h)
+    out = keras.layers.Conv2D(1, 3, padding="same", activation="tanh")(h)
+    return keras.Model(z, out, name="generator")
+
+
+def discriminator_model(quick):
+    width = 8 if quick else 64
+    x = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(width // 2, 3, 2, padding="same")(x)
+    h = keras.layers.LeakyReLU(0.2)(h)
+    h = keras.layers.Conv2D(width, 3, 2, padding="same")(h)
+    h = keras.layers.LeakyReLU(0.2)(keras.layers.Flatten()(h))
+    return keras.Model(x, keras.layers.Dense(1)(h), name="discriminator")
+
+
+def adam():
+    return keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+
+# --- 1. single loss --------------------------------------------------------
+
+
+def single_loss_runner(quick):
+    generator, discriminator = (
+        generator_model(quick),
+        discriminator_model(quick),
+    )
+    real, noise = keras.Input((8, 8, 1)), keras.Input((LATENT,))
+    objective = AdversarialObjective(discriminator, loss="modified")
+    model = keras.Model([real, noise], objective([real, generator(noise)]))
+    model.compile(optimizer=adam())
+
+    def run(x, z, batch):
+        z = z[:, :LATENT]  # one noise sample per step is all it needs
+        model.fit([x, z], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+
+    return run
+
+
+# --- 2. alternating steps in one custom train_step (keras.io) -------------
+
+
+class AlternatingGAN(keras.Model):
+    """keras.io's GAN: D step on [fake, real], then G step, per batch."""
+
+    def __init__(self, generator, discriminator, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+
+    def call(self, inputs):
+        return self.generator(inputs[1][:, :LATENT])
+
+    def losses_d(self, x, z):
+        # Fresh noise for each step, as keras.io does (and so that a
+        # compiler cannot share the G forward pass between the two steps).
+        fake = ops.stop_gradient(self.generator(z[:, :LATENT], training=True))
+        scores = self.discriminator(
+            ops.concatenate([x, fake], 0), training=True
+        )
+        n = ops.shape(x)[0]
+        return modified_discriminator_loss(scores[:n], scores[n:], 0.0)
+
+    def losses_g(self, z):
+        scores = self.discriminator(
+            self.generator(z[:, LATENT:], training=True)
+        )
+        return modified_generator_loss(scores)
+
+    def train_step(self, *args):
+        backend = keras.backend.backend()
+        return getattr(self, f"_train_step_{backend}")(*args)
+
+    def _split(self, data):
+        (x, z), _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return x, z
+
+    def _train_step_tensorflow(self, data):
+        import tensorflow as tf
+
+        x, z = self._split(data)
+        with tf.GradientTape() as tape:
+            d_loss = self.losses_d(x, z)
+        d_vars = self.discriminator.trainable_variables
+        grads = tape.gradient(d_loss, d_vars)
+        self.d_optimizer.apply(grads, d_vars)
+        with tf.GradientTape() as tape:
+            g_loss = self.losses_g(z)
+        g_vars = self.generator.trainable_variables
+        grads = tape.gradient(g_loss, g_vars)
+        self.g_optimizer.apply(grads, g_vars)
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+    def _train_step_torch(self, data):
+        import torch
+
+        x, z = self._split(data)
+        for part, optimizer, loss_fn in (
+            (self.discriminator, self.d_optimizer, lambda: self.losses_d(x, z)),
+            (self.generator, self.g_optimizer, lambda: self.losses_g(z)),
+        ):
+            self.zero_grad()
+            loss = loss_fn()
+            loss.backward()
+            variables = part.trainable_variables
+            with torch.no_grad():
+                optimizer.apply([v.value.grad for v in variables], variables)
+        return {}
+
+    def _train_step_jax(self, state, data):
+        # One optimizer (self.optimizer) built on all weights; each step
+        # gives it gradients for one network only (None for the other), so
+        # each weight gets one Adam update per iteration.
+        import jax
+
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        x, z = self._split(data)
+        variables = self.trainable_variables
+        d_ids = {id(v) for v in self.discriminator.trainable_variables}
+        is_d = [id(v) in d_ids for v in variables]
+
+        def loss_of(part, fn):
+            def loss(values):
+                merged = [
+                    values[i] if part[i] else trainable[i]
+                    for i in range(len(variables))
+                ]
+                mapping = list(zip(variables, merged)) + list(
+                    zip(self.non_trainable_variables, non_trainable)
+                )
+                with keras.StatelessScope(state_mapping=mapping):
+                    return fn()
+
+            return loss
+
+        is_g = [not d for d in is_d]
+        for part, fn in ((is_d, lambda: self.losses_d(x, z)), (is_g, None)):
+            fn = fn or (lambda: self.losses_g(z))
+            grads = jax.grad(loss_of(part, fn))(list(trainable))
+            grads = [g if p else None for g, p in zip(grads, part)]
+            trainable, optimizer_vars = self.optimizer.stateless_apply(
+                optimizer_vars, grads, trainable
+            )
+        state = (trainable, non_trainable, optimizer_vars, metrics_vars)
+        return {}, state
+
+
+def train_step_runner(quick):
+    gan = AlternatingGAN(generator_model(quick), discriminator_model(quick))
+    gan.d_optimizer, gan.g_optimizer = adam(), adam()
+    gan.compile(optimizer=adam())
+    gan.optimizer.build(gan.trainable_variables)
+    gan.d_optimizer.build(gan.discriminator.trainable_variables)
+    gan.g_optimizer.build(gan.generator.trainable_variables)
+
+    def run(x, z, batch):
+        gan.fit([x, z], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+
+    return run
+
+
+# --- 3. two train_on_batch calls per iteration (Keras 2 recipe) -----------
+
+
+def two_train_on_batch_runner(quick):
+    generator, discriminator = (
+        generator_model(quick),
+        discriminator_model(quick),
+    )
+    real, noise = keras.Input((8, 8, 1)), keras.Input((LATENT,))
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    d_model = keras.Model(
+        [real, noise], [discriminator(real), discriminator(generator(noise))]
+    )
+    d_model.compile(optimizer=adam(), loss=[bce, bce])
+    g_noise = keras.Input((LATENT,))
+    g_model = keras.Model(g_noise, discriminator(generator(g_noise)))
+    g_model.compile(optimizer=adam(), loss=bce)
+
+    def run(x, z, batch):
+        ones = np.ones((batch, 1), "float32")
+        zeros = np.zeros((batch, 1), "float32")
+        for start in range(0, len(x), batch):
+            xb, zb = x[start : start + batch], z[start : start + batch]
+            # Keras 3 reads `trainable` when a step runs (not at compile,
+            # as Keras 2 did), so the flags are set before each call.
+            discriminator.trainable, generator.trainable = True, False
+            d_model.train_on_batch([xb, zb[:, :LATENT]], [ones, zeros])
+            discriminator.trainable, generator.trainable = False, True
+            g_model.train_on_batch(zb[:, LATENT:], ones)
+
+    return run
+
+
+RUNNERS = {
+    "single": single_loss_runner,
+    "train_step": train_step_runner,
+    "two_train_on_batch": two_train_on_batch_runner,
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny run")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.batch_size, args.repeats = 2, 8, 1
+    keras.utils.set_random_seed(args.seed)
+    images, _ = load_images("digits")
+    rng = np.random.default_rng(args.seed)
+    n = args.steps * args.batch_size
+    x = images[rng.integers(len(images), size=n)] * 2 - 1
+    # Two noise draws per iteration (D step, G step); `single` uses one.
+    z = rng.normal(size=(n, 2 * LATENT)).astype("float32")
+    runs = {name: make(args.quick) for name, make in RUNNERS.items()}
+    for run in runs.values():  # warm-up: build, trace and compile
+        run(x[: 2 * args.batch_size], z[: 2 * args.batch_size], args.batch_size)
+    times = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(x, z, args.batch_size)
+            times[name].append((time.perf_counter() - start) / args.steps)
+    per_step = {name: float(np.median(t)) for name, t in times.items()}
+    backend = keras.backend.backend()
+    print(
+        f"backend={backend} batch={args.batch_size} steps={args.steps} "
+        f"repeats={args.repeats} (median of interleaved repeats)"
+    )
+    for name, t in times.items():
+        spread = ", ".join(f"{1e3 * v:.2f}" for v in t)
+        print(f"  {name:>20}: {1e3 * per_step[name]:.2f} ms/iter ({spread})")
+    ratio = per_step["train_step"] / per_step["single"]
+    print(
+        f"single_loss_gan: ratio={ratio:.2f} "
+        f"(single={per_step['single']:.4f} s, "
+        f"train_step={per_step['train_step']:.4f} s, "
+        f"two_train_on_batch={per_step['two_train_on_batch']:.4f} s)"
+    )
+
+
+if __name__ == "__main__":
+    main()

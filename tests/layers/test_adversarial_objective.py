@@ -1,0 +1,168 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_cool.layers import AdversarialObjective
+from keras_cool.losses.gan import OBJECTIVES
+from keras_cool.testing import run_model_saving_test
+
+CASES = [(name, 3) for name in sorted(OBJECTIVES)] + [
+    (name, 2) for name in sorted(OBJECTIVES) if OBJECTIVES[name][2]
+]
+LAMBDA = 0.7
+
+
+def networks(batch_norm=False):
+    z = keras.Input((3,))
+    h = keras.layers.Dense(6, activation="tanh")(z)
+    generator = keras.Model(z, keras.layers.Dense(2)(h), name="generator")
+    x = keras.Input((2,))
+    h = keras.layers.Dense(8)(x)
+    if batch_norm:
+        h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.Activation("tanh")(h)
+    discriminator = keras.Model(x, keras.layers.Dense(1)(h), name="disc")
+    return generator, discriminator
+
+
+def data(n=8):
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(n, 2)).astype("float32")
+    noise = rng.normal(size=(n, 3)).astype("float32")
+    return real, noise
+
+
+@pytest.mark.parametrize("loss,passes", CASES)
+def test_gradients_are_routed_exactly(loss, passes, backend_grad):
+    """∂L/∂θ_D = ∂L_D/∂θ_D and ∂L/∂θ_G = λ ∂L_G/∂θ_G, the backend's autodiff
+    as reference (tf.GradientTape, jax.grad, torch.autograd)."""
+    generator, discriminator = networks()
+    objective = AdversarialObjective(discriminator, loss, LAMBDA, passes=passes)
+    d_loss, g_loss = OBJECTIVES[loss][:2]
+    real, noise = data()
+    d_vars = discriminator.trainable_variables
+    g_vars = generator.trainable_variables
+
+    def single():
+        return objective.compute_objective(real, generator(noise))[0]
+
+    def reference(fn):
+        return fn(discriminator(real), discriminator(generator(noise)))
+
+    grads = backend_grad(single, d_vars + g_vars)
+    single_d, single_g = grads[: len(d_vars)], grads[len(d_vars) :]
+    ref_d = backend_grad(lambda: reference(d_loss), d_vars)
+    ref_g = backend_grad(lambda: reference(g_loss), g_vars)
+    for got, want in zip(single_d, ref_d):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(single_g, ref_g):
+        np.testing.assert_allclose(got, LAMBDA * want, rtol=1e-5, atol=1e-6)
+    assert max(np.abs(g).max() for g in ref_d) > 1e-3  # not vacuous
+    assert max(np.abs(g).max() for g in ref_g) > 1e-3
+    # The value: L_D (2 passes) or L_D + L_G (3 passes).
+    value = keras.ops.convert_to_numpy(single())
+    expected = keras.ops.convert_to_numpy(reference(d_loss))
+    if passes == 3:
+        expected = expected + keras.ops.convert_to_numpy(reference(g_loss))
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss,passes", [("modified", 3), ("minimax", 2)])
+def test_zero_generator_weight_freezes_the_generator(
+    loss, passes, backend_grad
+):
+    generator, discriminator = networks()
+    objective = AdversarialObjective(discriminator, loss, 0.0, passes=passes)
+    real, noise = data()
+    grads = backend_grad(
+        lambda: objective.compute_objective(real, generator(noise))[0],
+        generator.trainable_variables,
+    )
+    assert all(np.all(g == 0) for g in grads)
+
+
+def test_batch_norm_discriminator_in_training_mode(backend_grad):
+    """Each pass normalises its own batch, so the fake passes still agree."""
+    generator, discriminator = networks(batch_norm=True)
+    objective = AdversarialObjective(discriminator, "rsgan", LAMBDA)
+    d_loss, g_loss = OBJECTIVES["rsgan"][:2]
+    real, noise = data()
+    d_vars = discriminator.trainable_variables
+    g_vars = generator.trainable_variables
+
+    def reference(fn):
+        fake = discriminator(generator(noise), training=True)
+        return fn(discriminator(real, training=True), fake)
+
+    single = backend_grad(
+        lambda: objective.compute_objective(
+            real, generator(noise), training=True
+        )[0],
+        d_vars + g_vars,
+    )
+    want = backend_grad(lambda: reference(d_loss), d_vars)
+    want += [
+        LAMBDA * g for g in backend_grad(lambda: reference(g_loss), g_vars)
+    ]
+    for got, expected in zip(single, want):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def single_loss_model(loss="modified", passes=None):
+    generator, discriminator = networks()
+    real_in, noise_in = keras.Input((2,)), keras.Input((3,))
+    objective = AdversarialObjective(discriminator, loss, 0.5, passes=passes)
+    outputs = objective([real_in, generator(noise_in)])
+    return keras.Model([real_in, noise_in], outputs), generator, discriminator
+
+
+@pytest.mark.parametrize("loss", ["modified", "wasserstein"])
+def test_one_compile_one_fit_trains_both(loss):
+    model, generator, discriminator = single_loss_model(loss)
+    assert model.get_layer(index=-1).passes == (
+        2 if loss == "wasserstein" else 3
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    g_before = [np.array(v) for v in generator.weights]
+    d_before = [np.array(v) for v in discriminator.weights]
+    real, noise = data(32)
+    history = model.fit([real, noise], batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    assert any(
+        not np.allclose(a, np.array(b))
+        for a, b in zip(g_before, generator.weights)
+    )
+    assert any(
+        not np.allclose(a, np.array(b))
+        for a, b in zip(d_before, discriminator.weights)
+    )
+
+
+def test_keras_round_trip():
+    model, _, _ = single_loss_model("rasgan")
+    loaded = run_model_saving_test(model, list(data()))
+    layer = [
+        la for la in loaded.layers if isinstance(la, AdversarialObjective)
+    ][0]
+    assert (layer.loss, layer.passes, layer.generator_weight) == (
+        "rasgan",
+        3,
+        0.5,
+    )
+    assert layer.generator_switch.mode == "scale"
+
+
+def test_bad_arguments_are_explained():
+    _, discriminator = networks()
+    with pytest.raises(ValueError, match="needs passes=3"):
+        AdversarialObjective(discriminator, "modified", passes=2)
+    with pytest.raises(ValueError, match="Unknown GAN loss"):
+        AdversarialObjective(discriminator, "vanilla")
+    with pytest.raises(ValueError, match=">= 0"):
+        AdversarialObjective(discriminator, "hinge", generator_weight=-1.0)
+    with pytest.raises(ValueError, match="passes must be"):
+        AdversarialObjective(discriminator, "hinge", passes=1)
+    layer = AdversarialObjective(discriminator, "non_saturating")
+    assert layer.passes == 3
+    with pytest.raises(ValueError, match="real_samples, generated_samples"):
+        layer(np.zeros((2, 2), "float32"))
