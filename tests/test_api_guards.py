@@ -197,3 +197,22 @@ def test_ruff_lint_and_format():
             text=True,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_installed_distribution_ships_every_subpackage():
+    """Where keras-cool is installed (CI), it holds every package module."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files("keras-cool")
+    except metadata.PackageNotFoundError:
+        pytest.skip("keras-cool is not installed (running from a checkout)")
+    if files is None or not any(str(f).endswith(".py") for f in files):
+        pytest.skip("editable install: the checkout is the package")
+    shipped = {pathlib.PurePath(str(f)).as_posix() for f in files}
+    source = {
+        "keras_cool/" + p.relative_to(PACKAGE_DIR).as_posix()
+        for p in source_files(PACKAGE_DIR)
+    }
+    missing = sorted(source - shipped)
+    assert not missing, f"not in the installed package: {missing}"
