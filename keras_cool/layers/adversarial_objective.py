@@ -142,7 +142,6 @@ class AdversarialObjective(keras.layers.Layer):
         self.generator_switch = GradientSwitch(
             mode, scale=self.generator_weight, name="generator_switch"
         )
-        self.stop_switch = GradientSwitch("stop", name="stop_switch")
 
     def build(self, input_shape):
         if not self.discriminator.built:
@@ -156,8 +155,11 @@ class AdversarialObjective(keras.layers.Layer):
             switched = self.generator_switch(generated)
             d_gen = self.discriminator(switched, training=training)
             return self._d_loss(d_real, d_gen), d_real, d_gen
-        stopped = self.stop_switch(generated)
-        d_stop = self.discriminator(stopped, training=training)
+        # A constant stop (not a switch whose factor is a variable), so
+        # that no backward pass through D is computed for this pass at all.
+        d_stop = self.discriminator(
+            ops.stop_gradient(generated), training=training
+        )
         # The generator's pass sees D's weights as constants: no gradient
         # reaches θ_D from L_G (and D's state, e.g. BatchNorm statistics,
         # is not updated by this pass).
