@@ -7,8 +7,9 @@ traced into the same compiled function as the optimizer step. Each set of
 active EMA callbacks is compiled once and cached on the model; a `fit`
 without the callback runs the model's plain train function.
 
-- TensorFlow: the update is part of the `tf.function` (XLA when
-  `jit_compile`), ordered after the optimizer's assignments.
+- TensorFlow: the update is part of the `tf.function`, ordered after the
+  optimizer's assignments, and compiled with XLA even when the step is not
+  (`_ema_kernels.py`): one fused pass per weight.
 - JAX: `train_step` is stateless, `(state, data) -> (logs, state)`. The
   dispatcher carries the step counter and shadow weights through the jitted
   step as extra entries at the end of the state's metrics-variables list;
@@ -16,7 +17,7 @@ without the callback runs the model's plain train function.
   is inside the jitted step, nothing is added to the model's variables, and
   nothing syncs per step.
 - torch: `train_step` runs eagerly (or under `torch.compile`); the update
-  runs right after the optimizer step, a few ops per variable.
+  runs right after the optimizer step, one in-place `lerp_` per weight.
 """
 
 import contextlib
@@ -26,6 +27,8 @@ import tempfile
 import keras
 import numpy as np
 from keras import ops
+
+from keras_cool.callbacks._ema_kernels import make_average
 
 __all__ = ["ExponentialMovingAverage"]
 
@@ -541,6 +544,29 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         new = ops.cond(due, update, lambda: [ops.copy(s) for s in shadows])
         return step, new
 
+    def _update_in_place(self, average):
+        """TensorFlow and torch: `_advance`, assigned in place (fused)."""
+        step = self._step.value + 1
+        d = self._decay_at(step)
+        due = None
+        if self.update_every > 1:
+            due = ops.equal(step % self.update_every, 0)
+            d = ops.where(due, d, ops.ones_like(d))  # d = 1: unchanged
+        shadows, weights = [], []
+        for averaged, shadow, variable in zip(
+            self._averaged, self._shadows, self._variables
+        ):
+            weight = ops.stop_gradient(variable.value)
+            if averaged:
+                shadows.append(shadow)
+                weights.append(ops.cast(weight, "float32"))
+                continue
+            if due is not None:
+                weight = ops.where(due, weight, shadow.value)
+            shadow.assign(ops.copy(weight))
+        average(shadows, weights, d)
+        self._step.assign(step)
+
     def _install(self, model):
         if self._shadows is None:
             raise ValueError(
@@ -592,16 +618,11 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     def _wrap_step(self, model, inner):
         """Returns a train step running `inner`, then the EMA update."""
         if keras.backend.backend() != "jax":
+            average = make_average()
 
             def train_step(*args, **kwargs):
                 logs = inner(*args, **kwargs)
-                weights = [v.value for v in self._variables]
-                step, shadows = self._advance(
-                    self._step.value, [s.value for s in self._shadows], weights
-                )
-                self._step.assign(step)
-                for shadow, value in zip(self._shadows, shadows):
-                    shadow.assign(value)
+                self._update_in_place(average)
                 return logs
 
             return train_step

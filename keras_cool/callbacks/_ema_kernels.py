@@ -1,0 +1,70 @@
+"""The EMA update `shadow <- d * shadow + (1 - d) * weight`, one pass each.
+
+This is keras_cool's one backend module (see `BACKEND_MODULES` in
+`tests/test_api_guards.py`). On JAX, and on TensorFlow with XLA, the update
+written in `keras.ops` is traced into the compiled train step and XLA fuses
+it into one pass over each weight. Without XLA (TensorFlow's default on a
+CPU-only machine, and eager torch) the same `keras.ops` expression runs as
+three kernels and three temporaries per weight, which made the EMA cost up
+to 15 % of a step (`benchmarks/ema_overhead.py`). Here:
+
+- torch: `Tensor.lerp_`, in place, one kernel per weight (what
+  `torch.optim.swa_utils` uses for its EMA);
+- TensorFlow: the update as one nested `tf.function(jit_compile=True)`, so
+  XLA fuses it even when the train step itself is not compiled with XLA
+  (not under a `tf.distribute` strategy, where the plain form is used);
+- anything else: the plain `keras.ops` form.
+
+Every form is exact at the ends (finite values): `d = 0` gives
+`shadow = weight` and `d = 1` leaves `shadow` unchanged, bit for bit.
+In between, torch's `lerp_` rounds differently from the `keras.ops` form
+(within float32 rounding).
+"""
+
+import keras
+
+__all__ = ["make_average"]
+
+
+def make_average():
+    """Returns `average(shadows, weights, d)`, updating `shadows` in place.
+
+    `shadows` are float32 `keras.Variable`s, `weights` float32 tensors of
+    the same shapes, `d` a float32 scalar tensor in [0, 1].
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return _torch_average
+    if backend == "tensorflow":
+        return _tensorflow_average()
+    return _plain_average
+
+
+def _plain_average(shadows, weights, d):
+    for shadow, weight in zip(shadows, weights):
+        shadow.assign(d * shadow.value + (1.0 - d) * weight)
+
+
+def _torch_average(shadows, weights, d):
+    import torch
+
+    with torch.no_grad():
+        t = 1.0 - d
+        for shadow, weight in zip(shadows, weights):
+            shadow.value.lerp_(weight, t)
+
+
+def _tensorflow_average():
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True, autograph=False)
+    def fused(shadows, weights, d):
+        for shadow, weight in zip(shadows, weights):
+            shadow.assign(d * shadow + (1.0 - d) * weight)
+
+    def average(shadows, weights, d):
+        if tf.distribute.has_strategy():
+            return _plain_average(shadows, weights, d)
+        fused([s.value for s in shadows], list(weights), d)
+
+    return average
