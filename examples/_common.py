@@ -37,6 +37,17 @@ def load_images(name="digits", quick=False):
     return x, y
 
 
+def add_dataset_argument(parser):
+    """Adds `--dataset digits|mnist|fashion_mnist` (see `load_images`)."""
+    parser.add_argument(
+        "--dataset",
+        default="digits",
+        choices=["digits", "mnist", "fashion_mnist"],
+        help="digits: scikit-learn's 8x8 digits (offline); mnist and "
+        "fashion_mnist download through keras.datasets.",
+    )
+
+
 def hungarian_accuracy(labels, clusters):
     """Clustering accuracy under the best one-to-one cluster→label map.
 

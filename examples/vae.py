@@ -17,6 +17,7 @@ import os
 
 import keras
 import numpy as np
+from _common import add_dataset_argument
 from _common import load_images
 
 import keras_cool
@@ -24,13 +25,7 @@ import keras_cool
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--dataset",
-        default="digits",
-        choices=["digits", "mnist", "fashion_mnist"],
-        help="digits: scikit-learn's 8x8 digits (offline); mnist and "
-        "fashion_mnist download through keras.datasets.",
-    )
+    add_dataset_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)

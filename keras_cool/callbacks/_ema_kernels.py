@@ -34,7 +34,7 @@ def make_average():
     """
     backend = keras.backend.backend()
     if backend == "torch":
-        return _torch_average
+        return _torch_average()
     if backend == "tensorflow":
         return _tensorflow_average()
     return _plain_average
@@ -45,13 +45,16 @@ def _plain_average(shadows, weights, d):
         shadow.assign(d * shadow.value + (1.0 - d) * weight)
 
 
-def _torch_average(shadows, weights, d):
+def _torch_average():
     import torch
 
-    with torch.no_grad():
-        t = 1.0 - d
-        for shadow, weight in zip(shadows, weights):
-            shadow.value.lerp_(weight, t)
+    def average(shadows, weights, d):
+        with torch.no_grad():
+            t = 1.0 - d
+            for shadow, weight in zip(shadows, weights):
+                shadow.value.lerp_(weight, t)
+
+    return average
 
 
 def _tensorflow_average():

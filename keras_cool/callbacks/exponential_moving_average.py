@@ -538,33 +538,38 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                     new.append(ops.copy(weight))
             return new
 
-        if self.update_every == 1:
+        due = self._due(step)
+        if due is None:
             return step, update()
-        due = ops.equal(step % self.update_every, 0)
         new = ops.cond(due, update, lambda: [ops.copy(s) for s in shadows])
         return step, new
 
-    def _update_in_place(self, average):
-        """TensorFlow and torch: `_advance`, assigned in place (fused)."""
+    def _due(self, step):
+        """Whether `step` updates the shadows; `None`: every step does."""
+        if self.update_every == 1:
+            return None
+        return ops.equal(step % self.update_every, 0)
+
+    def _update_in_place(self, average, averaged, copied):
+        """TensorFlow and torch: `_advance`, assigned in place (fused).
+
+        `averaged` and `copied` are the `(shadow, variable)` pairs of each
+        policy, split once when the train step is built.
+        """
         step = self._step.value + 1
         d = self._decay_at(step)
-        due = None
-        if self.update_every > 1:
-            due = ops.equal(step % self.update_every, 0)
+        due = self._due(step)
+        if due is not None:
             d = ops.where(due, d, ops.ones_like(d))  # d = 1: unchanged
-        shadows, weights = [], []
-        for averaged, shadow, variable in zip(
-            self._averaged, self._shadows, self._variables
-        ):
+        weights = [
+            ops.cast(ops.stop_gradient(v.value), "float32") for _, v in averaged
+        ]
+        average([s for s, _ in averaged], weights, d)
+        for shadow, variable in copied:
             weight = ops.stop_gradient(variable.value)
-            if averaged:
-                shadows.append(shadow)
-                weights.append(ops.cast(weight, "float32"))
-                continue
             if due is not None:
                 weight = ops.where(due, weight, shadow.value)
             shadow.assign(ops.copy(weight))
-        average(shadows, weights, d)
         self._step.assign(step)
 
     def _install(self, model):
@@ -619,10 +624,13 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         """Returns a train step running `inner`, then the EMA update."""
         if keras.backend.backend() != "jax":
             average = make_average()
+            pairs = list(zip(self._averaged, self._shadows, self._variables))
+            averaged = [(s, v) for a, s, v in pairs if a]
+            copied = [(s, v) for a, s, v in pairs if not a]
 
             def train_step(*args, **kwargs):
                 logs = inner(*args, **kwargs)
-                self._update_in_place(average)
+                self._update_in_place(average, averaged, copied)
                 return logs
 
             return train_step
