@@ -64,6 +64,18 @@ def adam():
     return keras.optimizers.Adam(2e-4, beta_1=0.5)
 
 
+def wait_for(model):
+    """Block until every queued step of `model` has run.
+
+    JAX dispatches steps asynchronously and `fit` can return before they
+    finish (nothing in a run without logged metrics reads a result), so
+    without this the unfinished work of one runner is timed as part of the
+    next one's.
+    """
+    for variable in model.trainable_variables:
+        ops.convert_to_numpy(variable)
+
+
 # --- 1. single loss --------------------------------------------------------
 
 
@@ -80,6 +92,7 @@ def single_loss_runner(quick):
     def run(x, z, batch):
         z = z[:, :LATENT]  # one noise sample per step is all it needs
         model.fit([x, z], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        wait_for(model)
 
     return run
 
@@ -202,6 +215,7 @@ def train_step_runner(quick):
 
     def run(x, z, batch):
         gan.fit([x, z], batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        wait_for(gan)
 
     return run
 
@@ -235,6 +249,8 @@ def two_train_on_batch_runner(quick):
             d_model.train_on_batch([xb, zb[:, :LATENT]], [ones, zeros])
             discriminator.trainable, generator.trainable = False, True
             g_model.train_on_batch(zb[:, LATENT:], ones)
+        wait_for(g_model)
+        wait_for(d_model)
 
     return run
 
