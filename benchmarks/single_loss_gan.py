@@ -39,12 +39,18 @@ from keras_cool.losses import modified_generator_loss  # noqa: E402
 LATENT = 32
 
 
-def generator_model(quick):
+def generator_model(quick, upsampling="resize"):
+    """z -> 4x4 -> 8x8 image; `upsampling` "resize" (UpSampling2D + Conv2D)
+    or "transposed" (Conv2DTranspose, DCGAN's original)."""
     width = 8 if quick else 64
     z = keras.Input((LATENT,))
     h = keras.layers.Dense(4 * 4 * width)(z)
     h = keras.layers.LeakyReLU(0.2)(keras.layers.Reshape((4, 4, width))(h))
-    h = keras.layers.Conv2DTranspose(width // 2, 4, 2, padding="same")(h)
+    if upsampling == "transposed":
+        h = keras.layers.Conv2DTranspose(width // 2, 4, 2, padding="same")(h)
+    else:
+        h = keras.layers.UpSampling2D()(h)
+        h = keras.layers.Conv2D(width // 2, 3, padding="same")(h)
     h = keras.layers.LeakyReLU(0.2)(h)
     out = keras.layers.Conv2D(1, 3, padding="same", activation="tanh")(h)
     return keras.Model(z, out, name="generator")
@@ -79,9 +85,9 @@ def wait_for(model):
 # --- 1. single loss --------------------------------------------------------
 
 
-def single_loss_runner(quick):
+def single_loss_runner(quick, upsampling):
     generator, discriminator = (
-        generator_model(quick),
+        generator_model(quick, upsampling),
         discriminator_model(quick),
     )
     real, noise = keras.Input((8, 8, 1)), keras.Input((LATENT,))
@@ -205,8 +211,10 @@ class AlternatingGAN(keras.Model):
         return {}, state
 
 
-def train_step_runner(quick):
-    gan = AlternatingGAN(generator_model(quick), discriminator_model(quick))
+def train_step_runner(quick, upsampling):
+    gan = AlternatingGAN(
+        generator_model(quick, upsampling), discriminator_model(quick)
+    )
     gan.d_optimizer, gan.g_optimizer = adam(), adam()
     gan.compile(optimizer=adam())
     gan.optimizer.build(gan.trainable_variables)
@@ -223,9 +231,9 @@ def train_step_runner(quick):
 # --- 3. two train_on_batch calls per iteration (Keras 2 recipe) -----------
 
 
-def two_train_on_batch_runner(quick):
+def two_train_on_batch_runner(quick, upsampling):
     generator, discriminator = (
-        generator_model(quick),
+        generator_model(quick, upsampling),
         discriminator_model(quick),
     )
     real, noise = keras.Input((8, 8, 1)), keras.Input((LATENT,))
@@ -269,6 +277,13 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--upsampling",
+        choices=["resize", "transposed"],
+        default="resize",
+        help="the generator's 4x4 -> 8x8 layer: UpSampling2D + Conv2D "
+        "(default) or Conv2DTranspose",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.batch_size, args.repeats = 2, 8, 1
@@ -279,7 +294,10 @@ def main(argv=None):
     x = images[rng.integers(len(images), size=n)] * 2 - 1
     # Two noise draws per iteration (D step, G step); `single` uses one.
     z = rng.normal(size=(n, 2 * LATENT)).astype("float32")
-    runs = {name: make(args.quick) for name, make in RUNNERS.items()}
+    runs = {
+        name: make(args.quick, args.upsampling)
+        for name, make in RUNNERS.items()
+    }
     for run in runs.values():  # warm-up: build, trace and compile
         run(x[: 2 * args.batch_size], z[: 2 * args.batch_size], args.batch_size)
     times = {name: [] for name in runs}
@@ -292,6 +310,7 @@ def main(argv=None):
     backend = keras.backend.backend()
     print(
         f"backend={backend} batch={args.batch_size} steps={args.steps} "
+        f"upsampling={args.upsampling} "
         f"repeats={args.repeats} (median of interleaved repeats)"
     )
     for name, t in times.items():

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_cool._layer_tree import layer_paths
 from keras_cool.layers.gradient_switch import GradientSwitch
 from keras_cool.losses.gan import ALIASES
 from keras_cool.losses.gan import OBJECTIVES
@@ -31,13 +32,15 @@ class AdversarialObjective(keras.layers.Layer):
     Two constructions, both from `GradientSwitch` (`passes`):
 
     - **3 passes, exact for every loss**: `D(x_real)`, `D(stop(G(z)))` and
-      `D_frozen(scale_λ(G(z)))`, with
+      `D_frozen(scale_λ(G(z)))` (the first two in one call on the joined
+      batch, see `separate_batches`), with
       `L = L_D(d_real, d_stop) + L_G(stop(d_real), d_gen)`. `D_frozen` is the
       discriminator run through `stateless_call` with its weights behind
       `stop_gradient`, so `L_G` sends no gradient to θ_D (nothing relies on
       two gradients cancelling) and only `d_gen` reaches G, scaled by λ.
       The loss shown by `fit` is `L_D + L_G`.
-    - **2 passes, gradient reversal**: `D(x_real)`, `D(reverse_λ(G(z)))`,
+    - **2 passes, gradient reversal**: `D(x_real)`, `D(reverse_λ(G(z)))`
+      (one call on the joined batch, see `separate_batches`),
       `L = L_D(d_real, d_gen)`. Exact only where `L_G` is minus the
       generated-data term of `L_D`: `"minimax"` and `"wasserstein"`, whose
       default is 2 passes. Every other loss needs 3; asking for 2 raises.
@@ -54,19 +57,25 @@ class AdversarialObjective(keras.layers.Layer):
     | `"rasgan"` | `relativistic_average_*` | 3 |
     | `"ralsgan"` | `relativistic_average_least_squares_*` | 3 |
 
-    No label smoothing is applied. Each pass is a separate discriminator
-    call, so BatchNorm normalises real and generated batches apart (as in
-    the seed post). BatchNorm moving averages are updated by the real and
-    `stop` passes, not by the generator's pass. Dropout in D draws a new
-    mask per pass: with 3 passes this changes no routing (G's pass is
+    No label smoothing is applied. Real and generated samples go through
+    the discriminator in one call on the joined batch (as keras.io's GAN
+    does), which is the same computation as two calls when no layer mixes
+    samples, and fewer, larger kernels. A discriminator with a
+    `BatchNormalization` layer gets separate calls instead, so that each
+    batch is normalised on its own (as in the seed post, and consistent
+    with the generator's pass); set `separate_batches=True` for other
+    layers that mix samples. BatchNorm moving averages are updated by the
+    real and `stop` passes, not by the generator's pass. Dropout in D draws
+    a new mask per pass: with 3 passes this changes no routing (G's pass is
     already cut off from θ_D), but the generator then sees a different
     mask than the discriminator's fake pass, as in alternating training.
     A gradient penalty is not included.
 
     Cost: the simultaneous update needs one generator forward pass per
     step, where an alternating D-then-G step needs two; the discriminator
-    work is the same (3 forward passes). Measured in
-    `benchmarks/single_loss_gan.py`.
+    work is the same (3 forward passes, 2 with gradient reversal). So the
+    gain is largest when the generator dominates the step (at most 4/3
+    when it does all the work). Measured in `benchmarks/single_loss_gan.py`.
 
     Args:
         discriminator: a Keras model or layer mapping samples to outputs
@@ -76,6 +85,12 @@ class AdversarialObjective(keras.layers.Layer):
             learning rate relative to the discriminator's). It lives in
             `generator_switch.factor` and can be changed during `fit`.
         passes: `2`, `3`, or `None` for the fewest exact for `loss`.
+        separate_batches: `True` runs the discriminator on real and
+            generated samples in separate calls, `False` in one call on the
+            joined batch; `None` (default) picks separate calls if and only
+            if the discriminator contains a `BatchNormalization` layer.
+            Gradients are exact either way; only layers that mix samples
+            across the batch see a difference.
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -109,6 +124,7 @@ class AdversarialObjective(keras.layers.Layer):
         loss="modified",
         generator_weight=1.0,
         passes=None,
+        separate_batches=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -137,6 +153,13 @@ class AdversarialObjective(keras.layers.Layer):
         self.loss = loss
         self.generator_weight = float(generator_weight)
         self.passes = passes
+        if separate_batches not in (None, True, False):
+            raise ValueError(
+                "separate_batches must be True, False or None (auto), got "
+                f"{separate_batches!r}."
+            )
+        self.separate_batches = separate_batches
+        self._separate_resolved = None
         self._d_loss, self._g_loss = OBJECTIVES[name][:2]
         mode = "reverse" if passes == 2 else "scale"
         self.generator_switch = GradientSwitch(
@@ -148,17 +171,38 @@ class AdversarialObjective(keras.layers.Layer):
             self.discriminator.build(input_shape[0])
         self.built = True
 
+    def _separate(self):
+        if self._separate_resolved is None:
+            self._separate_resolved = self.separate_batches
+            if self._separate_resolved is None:
+                self._separate_resolved = any(
+                    isinstance(layer, keras.layers.BatchNormalization)
+                    for layer, _ in layer_paths(self.discriminator).values()
+                )
+        return self._separate_resolved
+
+    def _discriminate(self, real, generated, training):
+        """`D(real), D(generated)`: two calls, or one on the joined batch."""
+        if self._separate():
+            return (
+                self.discriminator(real, training=training),
+                self.discriminator(generated, training=training),
+            )
+        joined = ops.concatenate([real, generated], axis=0)
+        scores = self.discriminator(joined, training=training)
+        n = ops.shape(real)[0]
+        return scores[:n], scores[n:]
+
     def compute_objective(self, real, generated, training=None):
         """Return `(loss, d_real, d_generated)` without `add_loss`."""
-        d_real = self.discriminator(real, training=training)
         if self.passes == 2:
             switched = self.generator_switch(generated)
-            d_gen = self.discriminator(switched, training=training)
+            d_real, d_gen = self._discriminate(real, switched, training)
             return self._d_loss(d_real, d_gen), d_real, d_gen
         # A constant stop (not a switch whose factor is a variable), so
         # that no backward pass through D is computed for this pass at all.
-        d_stop = self.discriminator(
-            ops.stop_gradient(generated), training=training
+        d_real, d_stop = self._discriminate(
+            real, ops.stop_gradient(generated), training
         )
         # The generator's pass sees D's weights as constants: no gradient
         # reaches θ_D from L_G (and D's state, e.g. BatchNorm statistics,
@@ -203,6 +247,7 @@ class AdversarialObjective(keras.layers.Layer):
                 "loss": self.loss,
                 "generator_weight": self.generator_weight,
                 "passes": self.passes,
+                "separate_batches": self.separate_batches,
             }
         )
         return config

@@ -32,12 +32,16 @@ def data(n=8):
     return real, noise
 
 
+@pytest.mark.parametrize("separate", [False, True])
 @pytest.mark.parametrize("loss,passes", CASES)
-def test_gradients_are_routed_exactly(loss, passes, backend_grad):
+def test_gradients_are_routed_exactly(loss, passes, separate, backend_grad):
     """∂L/∂θ_D = ∂L_D/∂θ_D and ∂L/∂θ_G = λ ∂L_G/∂θ_G, the backend's autodiff
-    as reference (tf.GradientTape, jax.grad, torch.autograd)."""
+    as reference (tf.GradientTape, jax.grad, torch.autograd), with real and
+    generated samples in one discriminator call or in separate ones."""
     generator, discriminator = networks()
-    objective = AdversarialObjective(discriminator, loss, LAMBDA, passes=passes)
+    objective = AdversarialObjective(
+        discriminator, loss, LAMBDA, passes=passes, separate_batches=separate
+    )
     d_loss, g_loss = OBJECTIVES[loss][:2]
     real, noise = data()
     d_vars = discriminator.trainable_variables
@@ -85,6 +89,7 @@ def test_batch_norm_discriminator_in_training_mode(backend_grad):
     """Each pass normalises its own batch, so the fake passes still agree."""
     generator, discriminator = networks(batch_norm=True)
     objective = AdversarialObjective(discriminator, "rsgan", LAMBDA)
+    assert objective._separate()  # auto: BatchNormalization found
     d_loss, g_loss = OBJECTIVES["rsgan"][:2]
     real, noise = data()
     d_vars = discriminator.trainable_variables
@@ -138,6 +143,29 @@ def test_one_compile_one_fit_trains_both(loss):
     )
 
 
+def test_real_and_generated_share_one_call_unless_batch_norm():
+    for batch_norm, expected in ((False, False), (True, True)):
+        _, discriminator = networks(batch_norm)
+        layer = AdversarialObjective(discriminator, "modified")
+        assert layer.separate_batches is None
+        assert layer._separate() is expected
+    calls = []
+    _, discriminator = networks()
+    discriminator.call = (
+        lambda call: lambda *a, **k: calls.append(a) or call(*a, **k)
+    )(discriminator.call)
+    real, noise = data()
+    fake = np.zeros_like(real)
+    AdversarialObjective(discriminator, "minimax").compute_objective(real, fake)
+    assert [tuple(a[0].shape) for a in calls] == [(16, 2)]
+    calls.clear()
+    layer = AdversarialObjective(
+        discriminator, "minimax", separate_batches=True
+    )
+    layer.compute_objective(real, fake)
+    assert [tuple(a[0].shape) for a in calls] == [(8, 2), (8, 2)]
+
+
 def test_keras_round_trip():
     model, _, _ = single_loss_model("rasgan")
     loaded = run_model_saving_test(model, list(data()))
@@ -150,6 +178,10 @@ def test_keras_round_trip():
         0.5,
     )
     assert layer.generator_switch.mode == "scale"
+    assert layer.separate_batches is None
+    model.get_layer(index=-1).separate_batches = True
+    loaded = run_model_saving_test(model, list(data()))
+    assert loaded.get_layer(index=-1).separate_batches is True
 
 
 def test_bad_arguments_are_explained():
@@ -162,6 +194,8 @@ def test_bad_arguments_are_explained():
         AdversarialObjective(discriminator, "hinge", generator_weight=-1.0)
     with pytest.raises(ValueError, match="passes must be"):
         AdversarialObjective(discriminator, "hinge", passes=1)
+    with pytest.raises(ValueError, match="separate_batches must be"):
+        AdversarialObjective(discriminator, "hinge", separate_batches="yes")
     layer = AdversarialObjective(discriminator, "non_saturating")
     assert layer.passes == 3
     with pytest.raises(ValueError, match="real_samples, generated_samples"):
