@@ -4,7 +4,9 @@ Three ways to train the same DCGAN-sized networks on the 8x8 digits with
 the non-saturating loss, one D and one G update per iteration:
 
 - `single`: one model, one `compile`, one loss from
-  `keras_cool.layers.AdversarialObjective` (3 discriminator passes), `fit`.
+  `keras_cool.layers.AdversarialObjective` (3 discriminator passes in 2
+  calls: real and stopped generated samples together, then the
+  generator's pass), `fit`.
 - `train_step`: the keras.io pattern, a `keras.Model` whose custom
   `train_step` does a D step (real and fake concatenated in one D call)
   then a G step, inside one compiled step, run by `fit`. Written per
@@ -14,6 +16,16 @@ the non-saturating loss, one D and one G update per iteration:
   two `train_on_batch` calls per iteration (the Keras 2 recipe; D is frozen
   in the combined model by setting `trainable = False` before compiling).
 
+The generator upsamples 4x4 -> 8x8 with UpSampling2D + Conv2D by default
+(`--upsampling transposed` for DCGAN's Conv2DTranspose: XLA on CPU
+computes that layer's kernel gradient about 10x slower than its forward
+pass, which then dominates every method's step on JAX). The saving of the
+single-loss step is one generator forward pass per iteration, so the ratio
+is at most 4/3, reached when the generator does all the work; fixed
+per-step costs (graph or Python overhead) bring it closer to 1.
+
+Every run ends by reading the weights back, so that work still queued by
+an asynchronous backend (JAX) is timed with the method that queued it.
 Repeats are interleaved and the median is reported. The last line is
 `single_loss_gan: ratio=R (...)` with R = train_step / single time.
 """
@@ -85,15 +97,15 @@ def wait_for(model):
 # --- 1. single loss --------------------------------------------------------
 
 
-def single_loss_runner(quick, upsampling):
+def single_loss_runner(args):
     generator, discriminator = (
-        generator_model(quick, upsampling),
-        discriminator_model(quick),
+        generator_model(args.quick, args.upsampling),
+        discriminator_model(args.quick),
     )
     real, noise = keras.Input((8, 8, 1)), keras.Input((LATENT,))
     objective = AdversarialObjective(discriminator, loss="modified")
     model = keras.Model([real, noise], objective([real, generator(noise)]))
-    model.compile(optimizer=adam())
+    model.compile(optimizer=adam(), jit_compile=args.jit_compile)
 
     def run(x, z, batch):
         z = z[:, :LATENT]  # one noise sample per step is all it needs
@@ -211,12 +223,13 @@ class AlternatingGAN(keras.Model):
         return {}, state
 
 
-def train_step_runner(quick, upsampling):
+def train_step_runner(args):
     gan = AlternatingGAN(
-        generator_model(quick, upsampling), discriminator_model(quick)
+        generator_model(args.quick, args.upsampling),
+        discriminator_model(args.quick),
     )
     gan.d_optimizer, gan.g_optimizer = adam(), adam()
-    gan.compile(optimizer=adam())
+    gan.compile(optimizer=adam(), jit_compile=args.jit_compile)
     gan.optimizer.build(gan.trainable_variables)
     gan.d_optimizer.build(gan.discriminator.trainable_variables)
     gan.g_optimizer.build(gan.generator.trainable_variables)
@@ -231,20 +244,22 @@ def train_step_runner(quick, upsampling):
 # --- 3. two train_on_batch calls per iteration (Keras 2 recipe) -----------
 
 
-def two_train_on_batch_runner(quick, upsampling):
+def two_train_on_batch_runner(args):
     generator, discriminator = (
-        generator_model(quick, upsampling),
-        discriminator_model(quick),
+        generator_model(args.quick, args.upsampling),
+        discriminator_model(args.quick),
     )
     real, noise = keras.Input((8, 8, 1)), keras.Input((LATENT,))
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
     d_model = keras.Model(
         [real, noise], [discriminator(real), discriminator(generator(noise))]
     )
-    d_model.compile(optimizer=adam(), loss=[bce, bce])
+    d_model.compile(
+        optimizer=adam(), loss=[bce, bce], jit_compile=args.jit_compile
+    )
     g_noise = keras.Input((LATENT,))
     g_model = keras.Model(g_noise, discriminator(generator(g_noise)))
-    g_model.compile(optimizer=adam(), loss=bce)
+    g_model.compile(optimizer=adam(), loss=bce, jit_compile=args.jit_compile)
 
     def run(x, z, batch):
         ones = np.ones((batch, 1), "float32")
@@ -284,6 +299,14 @@ def main(argv=None):
         help="the generator's 4x4 -> 8x8 layer: UpSampling2D + Conv2D "
         "(default) or Conv2DTranspose",
     )
+    parser.add_argument(
+        "--jit-compile",
+        type=lambda v: {"auto": "auto", "true": True, "false": False}[v],
+        default="auto",
+        help="compile(jit_compile=...) for every method: auto (Keras's "
+        "default: XLA on JAX, not on a CPU-only TensorFlow, eager torch), "
+        "true or false",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.batch_size, args.repeats = 2, 8, 1
@@ -294,10 +317,7 @@ def main(argv=None):
     x = images[rng.integers(len(images), size=n)] * 2 - 1
     # Two noise draws per iteration (D step, G step); `single` uses one.
     z = rng.normal(size=(n, 2 * LATENT)).astype("float32")
-    runs = {
-        name: make(args.quick, args.upsampling)
-        for name, make in RUNNERS.items()
-    }
+    runs = {name: make(args) for name, make in RUNNERS.items()}
     for run in runs.values():  # warm-up: build, trace and compile
         run(x[: 2 * args.batch_size], z[: 2 * args.batch_size], args.batch_size)
     times = {name: [] for name in runs}
@@ -310,7 +330,7 @@ def main(argv=None):
     backend = keras.backend.backend()
     print(
         f"backend={backend} batch={args.batch_size} steps={args.steps} "
-        f"upsampling={args.upsampling} "
+        f"upsampling={args.upsampling} jit_compile={args.jit_compile} "
         f"repeats={args.repeats} (median of interleaved repeats)"
     )
     for name, t in times.items():

@@ -159,7 +159,7 @@ class AdversarialObjective(keras.layers.Layer):
                 f"{separate_batches!r}."
             )
         self.separate_batches = separate_batches
-        self._separate_resolved = None
+        self._has_batch_norm = None
         self._d_loss, self._g_loss = OBJECTIVES[name][:2]
         mode = "reverse" if passes == 2 else "scale"
         self.generator_switch = GradientSwitch(
@@ -172,14 +172,14 @@ class AdversarialObjective(keras.layers.Layer):
         self.built = True
 
     def _separate(self):
-        if self._separate_resolved is None:
-            self._separate_resolved = self.separate_batches
-            if self._separate_resolved is None:
-                self._separate_resolved = any(
-                    isinstance(layer, keras.layers.BatchNormalization)
-                    for layer, _ in layer_paths(self.discriminator).values()
-                )
-        return self._separate_resolved
+        if self.separate_batches is not None:
+            return self.separate_batches
+        if self._has_batch_norm is None:  # looked up once, on first call
+            self._has_batch_norm = any(
+                isinstance(layer, keras.layers.BatchNormalization)
+                for layer, _ in layer_paths(self.discriminator).values()
+            )
+        return self._has_batch_norm
 
     def _discriminate(self, real, generated, training):
         """`D(real), D(generated)`: two calls, or one on the joined batch."""
