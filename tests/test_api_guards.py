@@ -30,7 +30,7 @@ BACKEND_MODULES = {
     # One fused pass per weight for the EMA update where the train step is
     # not compiled with XLA (torch; TensorFlow on CPU): `keras.ops` has no
     # in-place lerp. See the module's docstring and benchmarks/ema_overhead.
-    "callbacks/_ema_kernels.py": ("tensorflow", "torch"),
+    "_backend.py": ("tensorflow", "torch"),
 }
 KERAS_BASES = (
     keras.layers.Layer,

@@ -9,7 +9,7 @@ without the callback runs the model's plain train function.
 
 - TensorFlow: the update is part of the `tf.function`, ordered after the
   optimizer's assignments, and compiled with XLA even when the step is not
-  (`_ema_kernels.py`): one fused pass per weight.
+  (`keras_cool/_backend.py`): one fused pass per weight.
 - JAX: `train_step` is stateless, `(state, data) -> (logs, state)`. The
   dispatcher carries the step counter and shadow weights through the jitted
   step as extra entries at the end of the state's metrics-variables list;
@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_cool.callbacks._ema_kernels import make_average
+from keras_cool._backend import make_ema_average
 
 __all__ = ["ExponentialMovingAverage"]
 
@@ -623,7 +623,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     def _wrap_step(self, model, inner):
         """Returns a train step running `inner`, then the EMA update."""
         if keras.backend.backend() != "jax":
-            average = make_average()
+            average = make_ema_average()
             pairs = list(zip(self._averaged, self._shadows, self._variables))
             averaged = [(s, v) for a, s, v in pairs if a]
             copied = [(s, v) for a, s, v in pairs if not a]

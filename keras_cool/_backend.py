@@ -1,9 +1,15 @@
-"""The EMA update `shadow <- d * shadow + (1 - d) * weight`, one pass each.
+"""keras_cool's one backend-specific module.
 
-This is keras_cool's one backend module (see `BACKEND_MODULES` in
-`tests/test_api_guards.py`). On JAX, and on TensorFlow with XLA, the update
-written in `keras.ops` is traced into the compiled train step and XLA fuses
-it into one pass over each weight. Without XLA (TensorFlow's default on a
+Every other module uses only `keras` and `keras.ops`; this is the only one
+that may import a backend package (`tensorflow`, `torch`; never
+`keras.src`). The rule is enforced by ruff (`TID251` in `pyproject.toml`)
+and by `tests/test_api_guards.py`. Add code here only where a backend truly
+must differ, with the measurement that shows it.
+
+The EMA update `shadow <- d * shadow + (1 - d) * weight`, one pass each
+(`make_ema_average`). On JAX, and on TensorFlow with XLA, the update written
+in `keras.ops` is traced into the compiled train step and XLA fuses it into
+one pass over each weight. Without XLA (TensorFlow's default on a
 CPU-only machine, and eager torch) the same `keras.ops` expression runs as
 three kernels and three temporaries per weight, which made the EMA cost up
 to 15 % of a step (`benchmarks/ema_overhead.py`). Here:
@@ -23,10 +29,10 @@ In between, torch's `lerp_` rounds differently from the `keras.ops` form
 
 import keras
 
-__all__ = ["make_average"]
+__all__ = ["make_ema_average"]
 
 
-def make_average():
+def make_ema_average():
     """Returns `average(shadows, weights, d)`, updating `shadows` in place.
 
     `shadows` are float32 `keras.Variable`s, `weights` float32 tensors of
