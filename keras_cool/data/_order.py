@@ -236,3 +236,19 @@ def restore(dataset, runtime, seed, epoch, position):
     dataset._kc_offset = position
     runtime.served = set()
     runtime.last_position = None
+
+
+def check_shard(shard):
+    try:
+        index, count = shard
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"shard must be a pair (index, count); received {shard!r}."
+        ) from None
+    check_int("shard count", count, 1)
+    check_int("shard index", index, 0)
+    if index >= count:
+        raise ValueError(
+            f"shard index must be < count; received shard={shard!r}."
+        )
+    return (int(index), int(count))

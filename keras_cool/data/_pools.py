@@ -101,6 +101,7 @@ class Pool:
         self.queued = {}  # position -> (key, index), submitted, not taken
         self.taken = set()  # positions of `plan` handed out
         self._shut = False
+        self._down = threading.Event()
         _LIVE_POOLS.add(self)
 
     def has(self, plan, position):
@@ -145,16 +146,24 @@ class Pool:
         self.close()
 
     def close(self):
-        """Stop the workers; later `get` calls raise `Closed`."""
+        """Stop the workers; later `get` calls raise `Closed`.
+
+        If another thread (the reaper) is closing it, wait until it is done.
+        """
         with self.lock:
             self.closed = True
-            if self._shut:
-                return
+            closing = self._shut
             self._shut = True
-        _LIVE_POOLS.discard(self)
-        self._drop()
-        self.queued = {}
-        self._shutdown()
+        if closing:
+            self._down.wait(30.0)
+            return
+        try:
+            _LIVE_POOLS.discard(self)
+            self._drop()
+            self.queued = {}
+            self._shutdown()
+        finally:
+            self._down.set()
 
     def _restart(self, plan):
         self._drop()

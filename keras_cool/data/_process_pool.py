@@ -35,6 +35,7 @@ Results whose key is no longer awaited (dropped by `refresh`) are ignored.
 import multiprocessing
 import multiprocessing.connection
 import signal
+import time
 
 from keras_cool.data import _pools
 from keras_cool.data import _worker
@@ -76,6 +77,7 @@ class ProcessPool(_pools.Pool):
         except BaseException:
             self.close()
             raise
+        self.last_used = time.monotonic()  # starting may take a while
         if reap:
             _pools.ensure_reaper()
 

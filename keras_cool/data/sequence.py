@@ -4,8 +4,6 @@ import functools
 import itertools
 import multiprocessing
 import operator
-import os
-import threading
 import warnings
 import weakref
 
@@ -17,33 +15,10 @@ from keras_cool.data import _order
 from keras_cool.data import _pools
 from keras_cool.data import _process_pool
 from keras_cool.data import _resources
+from keras_cool.data import _runtime
 from keras_cool.data import _seeding
 
 _HOOKS = ("on_epoch_begin", "on_epoch_end")
-
-
-class _Runtime:
-    """Per-process state of a Sequence; pickles as a fresh one."""
-
-    def __init__(self):
-        self.pid = os.getpid()
-        self.lock = threading.RLock()
-        self.resource_lock = threading.Lock()
-        self.resources_pid = None
-        self.resource_backup = {}
-        self.served = set()
-        self.in_epoch = False
-        self.pool = None
-        self.finalizer = None
-        self.generation = 0
-        self.order = None
-        self.plan = None
-        self.permutation = None
-        self.last_position = None
-        self.warned_order = False
-
-    def __reduce__(self):
-        return (_Runtime, ())
 
 
 class Sequence(keras.utils.PyDataset):
@@ -154,7 +129,7 @@ class Sequence(keras.utils.PyDataset):
                 f"one of {methods} (or None for the default)."
             )
         if shard is not None:
-            shard = _check_shard(shard)
+            shard = _order.check_shard(shard)
         self.num_workers = workers
         self.use_processes = bool(use_multiprocessing)
         self.seed = seed
@@ -341,35 +316,7 @@ class Sequence(keras.utils.PyDataset):
 
     # ------------------------------------------------------------ internal
     def _kc_runtime(self):
-        runtime = self.__dict__.get("_kc_rt")
-        if runtime is None or runtime.pid != os.getpid():
-            if runtime is not None:  # inherited across fork: drop handles
-                self.__dict__.update(
-                    _resources.strip_resources(self.__dict__, runtime)
-                )
-            runtime = _Runtime()
-            self.__dict__["_kc_rt"] = runtime
-            if "seed" not in self.__dict__:
-                warnings.warn(
-                    f"{type(self).__qualname__} should call "
-                    "`super().__init__(**kwargs)` in its constructor; without "
-                    "it, keras_cool.Sequence uses its defaults and a seed "
-                    "drawn from the global NumPy generator.",
-                    stacklevel=3,
-                )
-                self.seed = int(np.random.randint(0, 2**31 - 1))
-        return runtime
-
-    def _kc_update_state(self, other):
-        """In a persistent worker: take `other`'s state, keep resources."""
-        runtime = self._kc_runtime()
-        keep = set(runtime.resource_backup) | {"_kc_rt"}
-        for name in list(self.__dict__):
-            if name not in keep and name not in other.__dict__:
-                del self.__dict__[name]
-        for name, value in other.__dict__.items():
-            if name not in keep:
-                self.__dict__[name] = value
+        return _runtime.of(self)
 
     def _kc_len(self):
         length = _order.length(self, self._kc_runtime())
@@ -394,12 +341,12 @@ class Sequence(keras.utils.PyDataset):
             ref = weakref.ref(self)  # pools must not keep the dataset alive
             name = type(self).__qualname__
             if mode == "threads":
-                compute = functools.partial(_compute_in_thread, ref)
+                compute = functools.partial(_batch.compute_in_thread, ref)
                 pool = _pools.ThreadPool(compute, self.num_workers, name)
             else:
                 pool = _process_pool.ProcessPool(
-                    functools.partial(_dumps_for_workers, ref),
-                    _WorkerSource,
+                    functools.partial(_batch.dumps_for_workers, ref),
+                    _batch.WorkerSource,
                     self.num_workers,
                     self.start_method or _default_start_method(),
                     name,
@@ -522,50 +469,6 @@ class Sequence(keras.utils.PyDataset):
                 self._kc_after_hook(runtime, ran)
 
 
-class _WorkerSource:
-    """What a worker process runs for its copy of a Sequence."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-        self.runtime = dataset._kc_runtime()
-
-    def compute(self, epoch, index):
-        return _batch.compute(self.dataset, self.runtime, epoch, index, True)
-
-    def update(self, other):
-        self.dataset._kc_update_state(other)
-
-    def close(self):
-        _resources.close_resources(self.dataset, self.dataset._kc_runtime())
-
-
-def _compute_in_thread(ref, epoch, index):
-    dataset = ref()
-    if dataset is None:
-        raise RuntimeError("the keras_cool.Sequence was garbage collected.")
-    return _batch.compute(dataset, dataset._kc_runtime(), epoch, index, False)
-
-
-def _dumps_for_workers(ref):
-    return _resources.dumps_for_workers(ref())
-
-
 def _default_start_method():
     methods = multiprocessing.get_all_start_methods()
     return "forkserver" if "forkserver" in methods else "spawn"
-
-
-def _check_shard(shard):
-    try:
-        index, count = shard
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"shard must be a pair (index, count); received {shard!r}."
-        ) from None
-    _order.check_int("shard count", count, 1)
-    _order.check_int("shard index", index, 0)
-    if index >= count:
-        raise ValueError(
-            f"shard index must be < count; received shard={shard!r}."
-        )
-    return (int(index), int(count))
