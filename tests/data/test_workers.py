@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 import keras_cool
+from keras_cool.data import _order
+from keras_cool.data import _pools
 from tests.data.datasets import Noise
 from tests.data.datasets import Regression
 from tests.data.datasets import epochs_of
@@ -91,6 +93,31 @@ class Unpicklable(Noise):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.transform = lambda x: x
+
+
+def test_thread_pool_runs_a_plain_callable_and_prefetches_by_itself():
+    def compute(epoch, index):
+        return (epoch, index)
+
+    # Epoch 7's order, resumed at offset 1, prefetching at most 2 batches.
+    order = np.array([4, 2, 0, 3, 1])
+    plan = _order.Plan("key", 7, order, 1, None, 2, served=())
+    pool = _pools.ThreadPool(compute, 2, "Plain")
+    try:
+        assert plan.length == 4
+        assert pool.get(plan, 0) == (7, 2)
+        assert pool.has(plan, 1) and not pool.has(plan, 2)
+        assert [pool.get(plan, p) for p in (1, 2, 3)] == [
+            (7, 0),
+            (7, 3),
+            (7, 1),
+        ]
+        pool.refresh()
+        assert not pool.has(plan, 1)
+    finally:
+        pool.close()
+    with pytest.raises(_pools.Closed):
+        pool.get(plan, 0)
 
 
 def test_unpicklable_attribute_is_named():
