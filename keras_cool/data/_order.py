@@ -120,7 +120,7 @@ def plan(dataset, runtime):
     epoch = dataset._kc_epoch
     order = epoch_order(dataset, runtime, epoch)
     key = (runtime.generation, epoch, dataset._kc_offset, id(order))
-    key += (dataset.max_queue_size,)
+    key += (dataset.shard, dataset.max_queue_size)
     if runtime.plan is None or runtime.plan.key != key:
         runtime.plan = Plan(
             key,
