@@ -29,9 +29,14 @@ class OutputCapture:
     `get_config`, saving or later calls. Tensors that are no layer's
     output are tagged inside `call` with `keras_cool.capture(name, x)`.
 
-    A layer called several times (shared) gives one entry per call: in
-    `outputs` and `predict` results its key is then `"path[i]"`; `calls`
-    always maps a key to the list of entries.
+    A layer called several times (shared) gives one entry per call, in
+    the order the calls ran: in `outputs` and `predict` results its key is
+    then `"path[i]"`; `calls` always maps a key to the list of entries. A
+    Functional model runs its graph by depth, not in the order it was
+    written, so calls at the same depth may run in another order: for
+    `keras.Model([a, b], [shared(a), shared(b)])`, entry 0 is the call on
+    `b`. Tell such entries apart by their values, or capture from a
+    subclassed model, whose `call` runs in the order written.
 
     Two ways to use it:
     - as a context manager around your own eager forward pass
@@ -135,13 +140,13 @@ class OutputCapture:
                     chosen[path] = tree[path][0]
                     hits.add(target)
             else:
-                hits = [p for p, (layer, _) in tree.items() if target(layer)]
-                if not hits:
+                matched = [p for p, (layer, _) in tree.items() if target(layer)]
+                if not matched:
                     raise ValueError(
                         f"Predicate {target!r} matches no layer of model "
                         f"{self.model.name!r}. {self._listing(tree)}"
                     )
-                chosen.update({p: tree[p][0] for p in hits})
+                chosen.update({p: tree[p][0] for p in matched})
         parents = []
         for path, layer in chosen.items():
             parent = tree[path][1]
