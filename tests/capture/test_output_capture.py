@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-import keras_cool
-from keras_cool import OutputCapture
-from keras_cool import capture
+from keras_cool._layer_tree import layer_paths
+from keras_cool.capture import OutputCapture
+from keras_cool.capture import capture
 
 
 @keras.saving.register_keras_serializable(package="keras_cool_tests")
@@ -200,14 +200,15 @@ class MarkedDense(keras.layers.Dense):
         self.seen = []
 
     def call(self, x):
-        self.seen.append(float(to_numpy(x)[0, 0]))
+        if not isinstance(x, keras.KerasTensor):
+            self.seen.append(float(to_numpy(x)[0, 0]))
         return super().call(x)
 
 
 def test_shared_layer_entries_follow_the_order_of_the_calls():
     a, b = data(2, 3), data(2, 3) + 10.0
     # Subclassed model: the calls run in the order they are written.
-    dense = MarkedDense(2, name="shared")
+    dense = keras.layers.Dense(2, name="shared")
 
     class TwoCalls(keras.Model):
         def __init__(self, **kwargs):
@@ -271,10 +272,7 @@ def test_model_is_left_exactly_as_it_was(tmp_path):
 
 
 def _all_layers(model):
-    return [
-        pair[0]
-        for pair in keras_cool.output_capture.layer_paths(model).values()
-    ]
+    return [pair[0] for pair in layer_paths(model).values()]
 
 
 def test_errors_name_the_problem():
@@ -300,7 +298,24 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="not built"):
         with OutputCapture(unbuilt, "dense"):
             pass
-    assert not keras_cool.capture.__globals__["_ACTIVE"]
+
+
+def test_a_failed_capture_stops_recording_tags():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Normal(name="normal")(inputs))
+    x = data(2, 3)
+    failed = OutputCapture(model, "normalized")
+    with pytest.raises(RuntimeError, match="inside"):
+        with failed:
+            raise RuntimeError("inside")
+    with pytest.raises(ValueError, match="'normalized' matches no layer"):
+        with OutputCapture(model, ["normal", "normalized"]) as cap:
+            pass  # exits cleanly, but the tag never showed up
+    model(x)
+    assert failed.calls == {} and cap.calls == {}
+    with failed:
+        model(x)
+    assert list(failed.calls) == ["normalized"]
 
 
 @pytest.mark.backends("tensorflow", "jax")

@@ -10,7 +10,7 @@ import numpy as np
 from keras_cool._layer_tree import close_matches
 from keras_cool._layer_tree import layer_paths
 from keras_cool._layer_tree import match_string
-from keras_cool.capture import _ACTIVE
+from keras_cool.capture import tag
 
 __all__ = ["OutputCapture"]
 
@@ -197,13 +197,12 @@ class OutputCapture:
         except BaseException:
             self._unwrap()
             raise
-        _ACTIVE.append(self)
+        tag.push(self._record_tag)
         return self
 
     def __exit__(self, exc_type, exc, tb):
         self._unwrap()
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
+        tag.pop(self._record_tag)
         if exc_type is None:
             self._check_complete()
         return False
@@ -327,35 +326,36 @@ class OutputCapture:
 class _CaptureRunner(keras.Model):
     """Internal model: runs the user's model under capture, returns a dict.
 
-    Keras compiles its `predict` on each backend; the Python `call` (and
-    so the layer wrapping) only runs while tracing.
+    `owner` is the `OutputCapture` that made it. Keras compiles its
+    `predict` on each backend; the Python `call` (and so the layer
+    wrapping) only runs while tracing.
     """
 
-    def __init__(self, capture, **kwargs):
+    def __init__(self, owner, **kwargs):
         super().__init__(**kwargs)
-        self.inner = capture.model
-        self._capture_ref = [capture]
+        self.inner = owner.model
+        self._owner_ref = [owner]
 
     def call(self, inputs, training=False):
-        capture = self._capture_ref[0]
-        capture.trace_count += 1
+        owner = self._owner_ref[0]
+        owner.trace_count += 1
         # Resolve the targets once: on torch `call` runs for every batch.
-        capture._enter(capture._predict_resolution)
+        owner._enter(owner._predict_resolution)
         try:
             outputs = self.inner(inputs, training=training)
         except BaseException:
-            capture.__exit__(*sys.exc_info())
+            owner.__exit__(*sys.exc_info())
             raise
-        capture.__exit__(None, None, None)
-        capture._predict_resolution = capture._resolved
-        result = capture.outputs
-        capture._records = {}  # traced tensors must not outlive the trace
-        if capture.output_key in result:
+        owner.__exit__(None, None, None)
+        owner._predict_resolution = owner._resolved
+        result = owner.outputs
+        owner._records = {}  # traced tensors must not outlive the trace
+        if owner.output_key in result:
             raise ValueError(
-                f"A captured key is named {capture.output_key!r}, like the "
+                f"A captured key is named {owner.output_key!r}, like the "
                 "model outputs; pass another `output_key`."
             )
-        result[capture.output_key] = outputs
+        result[owner.output_key] = outputs
         return result
 
 
