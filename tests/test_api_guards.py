@@ -193,10 +193,9 @@ def resolved_imports(path, module):
                 yield node.lineno, alias.name
         elif isinstance(node, ast.ImportFrom):
             source = node.module or ""
-            if node.level:
-                base = package.split(".")[
-                    : len(package.split(".")) - node.level + 1
-                ]
+            if node.level:  # 1: this package, 2: its parent, ...
+                parts = package.split(".")
+                base = parts[: len(parts) - node.level + 1]
                 source = ".".join([*base, *([source] if source else [])])
             for alias in node.names:
                 if alias.name == "*":
