@@ -1,6 +1,9 @@
-"""Walk a model's layer tree and resolve capture targets to layers.
+"""Walk a model's layer tree and match names against its paths.
 
-Private helpers for `OutputCapture`. A layer's path is the `/`-joined
+Shared private helpers: `keras_cool.capture.OutputCapture` resolves its
+targets with all three, and `keras_cool.layers.AdversarialObjective`
+uses `layer_paths` to look for `BatchNormalization` in the discriminator.
+A layer's path is the `/`-joined
 names from the model down (the model's own name left out), e.g.
 `"encoder/block_1/attention/softmax"`. Children of a `keras.Model` are
 `model.layers`; children of any other layer are the layers it holds in

@@ -7,9 +7,18 @@
 - No `Lambda` layer anywhere (library or examples): it breaks safe mode.
 - One public class per file, the file named after the class.
 - Public classes document Args and an Example; layers also Call arguments.
+- A private name (`_x`, not a dunder) is imported only from inside the
+  package or module that holds it: `keras_cool/callbacks/x.py` may import
+  `keras_cool._backend` and `keras_cool.callbacks._optimizer`, but not
+  `keras_cool.data._pools` nor `keras_cool.capture.tag._ACTIVE`.
+- No private module is longer than `MAX_PRIVATE_MODULE_LINES`.
+- The package's import graph has no cycle and no upward arrow: no module
+  imports a package above it (`keras_cool`, or its own package's
+  `__init__`), so re-exports are read only from outside.
 """
 
 import ast
+import importlib
 import inspect
 import pathlib
 import re
@@ -23,7 +32,16 @@ import keras_cool
 
 PACKAGE_DIR = pathlib.Path(keras_cool.__file__).parent
 REPO_DIR = pathlib.Path(__file__).parent.parent
-SUBPACKAGES = ["layers", "callbacks", "data", "losses", "testing", "utils"]
+SUBPACKAGES = [
+    "layers",
+    "callbacks",
+    "capture",
+    "data",
+    "losses",
+    "testing",
+    "utils",
+]
+MAX_PRIVATE_MODULE_LINES = 400
 FORBIDDEN_IMPORTS = ("keras.src", "tensorflow", "tf_keras", "jax", "torch")
 # Module (relative to keras_cool/) -> the backends it may import.
 BACKEND_MODULES = {
@@ -45,12 +63,17 @@ KERAS_BASES = (
 )
 
 
+def subpackage(sub):
+    # Not getattr(keras_cool, sub): `keras_cool.capture` is the function.
+    return importlib.import_module(f"keras_cool.{sub}")
+
+
 def public_objects():
     found = {}
     for name in keras_cool.__all__:
         found[f"keras_cool.{name}"] = getattr(keras_cool, name)
     for sub in SUBPACKAGES:
-        module = getattr(keras_cool, sub)
+        module = subpackage(sub)
         for name in module.__all__:
             found[f"keras_cool.{sub}.{name}"] = getattr(module, name)
     return {
@@ -82,7 +105,7 @@ def source_files(*roots):
 
 def test_subpackages_have_explicit_all():
     for sub in SUBPACKAGES:
-        module = getattr(keras_cool, sub)
+        module = subpackage(sub)
         assert isinstance(module.__all__, list), sub
         for name in module.__all__:
             assert hasattr(module, name), f"keras_cool.{sub}.{name}"
@@ -144,6 +167,199 @@ def test_import_guard_catches_each_form(tmp_path):
     )
     lines = {int(f.split(":")[1].split()[0]) for f in forbidden_imports(path)}
     assert lines == {1, 2, 3, 4, 5}, lines
+
+
+def module_name(path, root=PACKAGE_DIR, package="keras_cool"):
+    """Dotted name of the module at `path` (a package: its `__init__`)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join([package, *parts])
+
+
+def resolved_imports(path, module):
+    """`(line, dotted name)` for each import, relative ones made absolute.
+
+    `import a.b` gives `a.b`; `from a import b, c` gives `a.b` and `a.c`
+    (`b` may be a module or any name in `a`); `from a import *` gives `a`.
+    """
+    package = (
+        module if path.name == "__init__.py" else module.rpartition(".")[0]
+    )
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:  # 1: this package, 2: its parent, ...
+                parts = package.split(".")
+                base = parts[: len(parts) - node.level + 1]
+                source = ".".join([*base, *([source] if source else [])])
+            for alias in node.names:
+                if alias.name == "*":
+                    yield node.lineno, source
+                else:
+                    yield node.lineno, f"{source}.{alias.name}"
+
+
+def is_private(part):
+    return part.startswith("_") and not (
+        part.startswith("__") and part.endswith("__")
+    )
+
+
+def private_imports(path, module):
+    """Imports of a private name from outside the package that holds it."""
+    for line, name in resolved_imports(path, module):
+        parts = name.split(".")
+        for i, part in enumerate(parts):
+            owner = ".".join(parts[:i])
+            inside = module == owner or module.startswith(owner + ".")
+            if is_private(part) and not (owner and inside):
+                yield f"{path.name}:{line} imports {name}"
+                break
+
+
+def test_no_private_names_imported_from_outside_their_package():
+    bad = []
+    for path in source_files(PACKAGE_DIR):
+        bad.extend(private_imports(path, module_name(path)))
+    assert not bad, (
+        "A private name is private to the package or module holding it; "
+        "make it public (no underscore) or move the importer:\n"
+        + "\n".join(bad)
+    )
+
+
+def test_private_import_guard_catches_each_form(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text(
+        "import keras_cool._backend\n"  # 1: parent package holds it: ok
+        "from keras_cool.callbacks import _optimizer\n"  # 2: own: ok
+        "from keras_cool.callbacks._optimizer import step\n"  # 3: ok
+        "import keras_cool.data._pools\n"  # 4
+        "from keras_cool.data import _pools\n"  # 5
+        "from keras_cool.data._pools import ThreadPool\n"  # 6
+        "from keras_cool.capture.tag import _ACTIVE\n"  # 7
+        "from keras_cool._backend import _fused\n"  # 8: module's own
+        "from .._backend import make\n"  # 9: relative, ok
+        "from ..data import _pools as pools\n"  # 10: relative
+        "from . import _optimizer\n"  # 11: relative, ok
+        "from __future__ import annotations\n"  # 12: dunder, ok
+        "from keras_cool import __version__\n"  # 13: dunder, ok
+        "import _thread\n"  # 14: another library's private module
+        "def f():\n"
+        "    from keras.src import _private\n"  # 16: nested import
+    )
+    found = private_imports(path, "keras_cool.callbacks.x")
+    lines = {int(f.split(":")[1].split()[0]) for f in found}
+    assert lines == {4, 5, 6, 7, 8, 10, 14, 16}, lines
+
+
+def test_private_modules_are_short():
+    long = []
+    for path in source_files(PACKAGE_DIR):
+        if is_private(path.stem):
+            lines = len(path.read_text().splitlines())
+            if lines > MAX_PRIVATE_MODULE_LINES:
+                long.append(f"{path.relative_to(PACKAGE_DIR)}: {lines}")
+    assert not long, (
+        f"Private modules over {MAX_PRIVATE_MODULE_LINES} lines; split them "
+        "by job:\n" + "\n".join(long)
+    )
+
+
+def import_graph(root=PACKAGE_DIR, package="keras_cool"):
+    """`{module: {(module it imports, line)}}` within the package.
+
+    An import points at the longest package module its name starts with:
+    `from keras_cool.capture import tag` at `keras_cool.capture.tag`,
+    `from keras_cool import OutputCapture` at `keras_cool`. Imports inside
+    functions count too: they are arrows all the same.
+    """
+    modules = {module_name(p, root, package): p for p in source_files(root)}
+    graph = {}
+    for module, path in modules.items():
+        edges = graph.setdefault(module, set())
+        for line, name in resolved_imports(path, module):
+            parts = name.split(".")
+            for i in range(len(parts), 0, -1):
+                target = ".".join(parts[:i])
+                if target in modules:
+                    if target != module:
+                        edges.add((target, line))
+                    break
+    return graph
+
+
+def upward_imports(graph):
+    """Arrows to a package above the importer (`a.b.c` -> `a` or `a.b`)."""
+    for module, edges in sorted(graph.items()):
+        for target, line in sorted(edges):
+            if module.startswith(target + "."):
+                yield f"{module}:{line} imports {target}"
+
+
+def import_cycle(graph):
+    """One cycle `[m1, m2, ..., m1]` of the graph, or None."""
+    state, stack = {}, []
+
+    def visit(module):
+        state[module] = "open"
+        stack.append(module)
+        for target in sorted({t for t, _ in graph[module]}):
+            if state.get(target) == "open":
+                return stack[stack.index(target) :] + [target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        stack.pop()
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            found = visit(module)
+            if found:
+                return found
+    return None
+
+
+def test_import_graph_has_no_cycle_and_no_upward_import():
+    graph = import_graph()
+    # The walk sees subpackages and their arrows.
+    targets = {t for t, _ in graph["keras_cool.capture.output_capture"]}
+    assert {"keras_cool._layer_tree", "keras_cool.capture.tag"} <= targets
+    up = list(upward_imports(graph))
+    assert not up, "Upward imports (read re-exports from outside):\n" + (
+        "\n".join(up)
+    )
+    cycle = import_cycle(graph)
+    assert cycle is None, "Import cycle: " + " -> ".join(cycle)
+
+
+def test_import_graph_guard_catches_cycles_and_upward_imports(tmp_path):
+    files = {
+        "__init__.py": "from pkg.sub import thing\n",
+        "sub/__init__.py": "from pkg.sub.a import thing\n",
+        "sub/a.py": "from pkg.sub import b\nthing = 1\n",
+        "sub/b.py": "import numpy\n\n\ndef f():\n    from . import a\n",
+        "sub/c.py": "from pkg import thing\n",
+        "sub/d.py": "from .. import _low\nfrom pkg.sub import a\n",
+        "_low.py": "import os\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph = import_graph(tmp_path, "pkg")
+    assert graph["pkg.sub.d"] == {("pkg._low", 1), ("pkg.sub.a", 2)}
+    assert list(upward_imports(graph)) == ["pkg.sub.c:1 imports pkg"]
+    assert import_cycle(graph) == ["pkg.sub.a", "pkg.sub.b", "pkg.sub.a"]
+    (tmp_path / "sub/b.py").write_text("import numpy\n")
+    assert import_cycle(import_graph(tmp_path, "pkg")) is None
 
 
 def test_backend_allow_list_is_short_and_real():

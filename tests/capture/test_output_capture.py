@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-import keras_cool
-from keras_cool import OutputCapture
-from keras_cool import capture
+from keras_cool._layer_tree import layer_paths
+from keras_cool.capture import OutputCapture
+from keras_cool.capture import capture
 
 
 @keras.saving.register_keras_serializable(package="keras_cool_tests")
@@ -172,6 +172,73 @@ def test_shared_layer_gives_one_entry_per_call():
     )
 
 
+@pytest.mark.parametrize("predicate_first", [False, True])
+def test_string_and_predicate_targets_mixed(predicate_first):
+    model = nested_model()
+    x = data(3, 4)
+    targets = ["pre", lambda layer: layer.name == "head"]
+    if predicate_first:
+        targets.reverse()
+    with OutputCapture(model, targets) as cap:
+        y = model(x)
+    assert set(cap.outputs) == {"pre", "head"}
+    w, b = (to_numpy(v) for v in model.get_layer("pre").weights)
+    np.testing.assert_allclose(to_numpy(cap["pre"]), x @ w + b, 1e-5)
+    np.testing.assert_allclose(to_numpy(cap["head"]), to_numpy(y), 1e-6)
+    # A string target that matches nothing is still reported.
+    with pytest.raises(ValueError, match="'nothing_like_it' matches no"):
+        with OutputCapture(model, [*targets, "nothing_like_it"]):
+            model(x)
+
+
+@keras.saving.register_keras_serializable(package="keras_cool_tests")
+class MarkedDense(keras.layers.Dense):
+    """A Dense that notes the first input value of each call, in order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen = []
+
+    def call(self, x):
+        if not isinstance(x, keras.KerasTensor):
+            self.seen.append(float(to_numpy(x)[0, 0]))
+        return super().call(x)
+
+
+def test_shared_layer_entries_follow_the_order_of_the_calls():
+    a, b = data(2, 3), data(2, 3) + 10.0
+    # Subclassed model: the calls run in the order they are written.
+    dense = keras.layers.Dense(2, name="shared")
+
+    class TwoCalls(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.shared = dense
+
+        def call(self, inputs):
+            return [self.shared(inputs[0]), self.shared(inputs[1])]
+
+    model = TwoCalls()
+    model([a, b])
+    with OutputCapture(model, "shared") as cap:
+        ya, yb = model([a, b])
+    np.testing.assert_allclose(to_numpy(cap["shared[0]"]), to_numpy(ya))
+    np.testing.assert_allclose(to_numpy(cap["shared[1]"]), to_numpy(yb))
+    # Functional model: Keras picks the order; the entries follow it.
+    dense = MarkedDense(2, name="shared")
+    xa, xb = keras.Input((3,)), keras.Input((3,))
+    model = keras.Model([xa, xb], [dense(xa), dense(xb)])
+    dense.seen.clear()
+    with OutputCapture(model, "shared") as cap:
+        ya, yb = model([a, b])
+    by_input = {float(a[0, 0]): ya, float(b[0, 0]): yb}
+    assert sorted(dense.seen) == sorted(by_input)
+    for entry, first in zip(cap.calls["shared"], dense.seen):
+        np.testing.assert_allclose(to_numpy(entry), to_numpy(by_input[first]))
+    # As the docstring says: here entry 0 is the call on `b`.
+    np.testing.assert_allclose(to_numpy(cap["shared[0]"]), to_numpy(yb))
+
+
 def test_model_is_left_exactly_as_it_was(tmp_path):
     model = nested_model()
     x = data(3, 4)
@@ -205,10 +272,7 @@ def test_model_is_left_exactly_as_it_was(tmp_path):
 
 
 def _all_layers(model):
-    return [
-        pair[0]
-        for pair in keras_cool.output_capture.layer_paths(model).values()
-    ]
+    return [pair[0] for pair in layer_paths(model).values()]
 
 
 def test_errors_name_the_problem():
@@ -234,7 +298,24 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="not built"):
         with OutputCapture(unbuilt, "dense"):
             pass
-    assert not keras_cool.capture.__globals__["_ACTIVE"]
+
+
+def test_a_failed_capture_stops_recording_tags():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Normal(name="normal")(inputs))
+    x = data(2, 3)
+    failed = OutputCapture(model, "normalized")
+    with pytest.raises(RuntimeError, match="inside"):
+        with failed:
+            raise RuntimeError("inside")
+    with pytest.raises(ValueError, match="'normalized' matches no layer"):
+        with OutputCapture(model, ["normal", "normalized"]) as cap:
+            pass  # exits cleanly, but the tag never showed up
+    model(x)
+    assert failed.calls == {} and cap.calls == {}
+    with failed:
+        model(x)
+    assert list(failed.calls) == ["normalized"]
 
 
 @pytest.mark.backends("tensorflow", "jax")

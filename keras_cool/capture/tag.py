@@ -1,24 +1,38 @@
 """`capture(name, tensor)`: tag an internal tensor for `OutputCapture`.
 
-A custom layer calls `capture("scores", x)` inside its `call`. With no
-`OutputCapture` active this is one check of a module-level list and the
-tensor comes back untouched, so the tag can stay in production code.
+Also the registry of active captures: `push(record)` makes
+`record(name, tensor)` receive every tag until `pop(record)`.
+`OutputCapture` pushes its recorder on entry and pops it on exit.
 """
 
-__all__ = ["capture"]
+__all__ = ["capture", "pop", "push"]
 
-# Active `OutputCapture` objects, innermost last. `OutputCapture` pushes
-# itself on entry and pops itself on exit.
+# Recorders of the active captures, innermost last.
 _ACTIVE = []
+
+
+def push(record):
+    """Send every tag to `record(name, tensor)` until `pop(record)`."""
+    if not callable(record):
+        raise TypeError(f"push() needs a callable, got {record!r}.")
+    _ACTIVE.append(record)
+
+
+def pop(record):
+    """Stop sending tags to `record`; does nothing if it is not pushed."""
+    for i in range(len(_ACTIVE) - 1, -1, -1):
+        if _ACTIVE[i] == record:
+            del _ACTIVE[i]
+            return
 
 
 def capture(name, tensor):
     """Tag `tensor` as `name` for any active `keras_cool.OutputCapture`.
 
     Returns `tensor` unchanged. When no capture is active the cost is a
-    single truth test; when one is active and one of its targets matches
-    `name` (exactly or as a glob pattern), the tensor is recorded, one
-    entry per call.
+    single truth test, so the tag can stay in production code; when one
+    is active and one of its targets matches `name` (exactly or as a glob
+    pattern), the tensor is recorded, one entry per call.
 
     Args:
         name: string naming the tensor, e.g. `"scores"`, or
@@ -48,6 +62,6 @@ def capture(name, tensor):
         raise ValueError(
             f"capture() needs a non-empty string name, got {name!r}."
         )
-    for active in _ACTIVE:
-        active._record_tag(name, tensor)
+    for record in tuple(_ACTIVE):
+        record(name, tensor)
     return tensor

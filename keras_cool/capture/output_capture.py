@@ -10,7 +10,7 @@ import numpy as np
 from keras_cool._layer_tree import close_matches
 from keras_cool._layer_tree import layer_paths
 from keras_cool._layer_tree import match_string
-from keras_cool.capture import _ACTIVE
+from keras_cool.capture import tag
 
 __all__ = ["OutputCapture"]
 
@@ -29,9 +29,14 @@ class OutputCapture:
     `get_config`, saving or later calls. Tensors that are no layer's
     output are tagged inside `call` with `keras_cool.capture(name, x)`.
 
-    A layer called several times (shared) gives one entry per call: in
-    `outputs` and `predict` results its key is then `"path[i]"`; `calls`
-    always maps a key to the list of entries.
+    A layer called several times (shared) gives one entry per call, in
+    the order the calls ran: in `outputs` and `predict` results its key is
+    then `"path[i]"`; `calls` always maps a key to the list of entries. A
+    Functional model runs its graph by depth, not in the order it was
+    written, so calls at the same depth may run in another order: for
+    `keras.Model([a, b], [shared(a), shared(b)])`, entry 0 is the call on
+    `b`. Tell such entries apart by their values, or capture from a
+    subclassed model, whose `call` runs in the order written.
 
     Two ways to use it:
     - as a context manager around your own eager forward pass
@@ -135,13 +140,13 @@ class OutputCapture:
                     chosen[path] = tree[path][0]
                     hits.add(target)
             else:
-                hits = [p for p, (layer, _) in tree.items() if target(layer)]
-                if not hits:
+                matched = [p for p, (layer, _) in tree.items() if target(layer)]
+                if not matched:
                     raise ValueError(
                         f"Predicate {target!r} matches no layer of model "
                         f"{self.model.name!r}. {self._listing(tree)}"
                     )
-                chosen.update({p: tree[p][0] for p in hits})
+                chosen.update({p: tree[p][0] for p in matched})
         parents = []
         for path, layer in chosen.items():
             parent = tree[path][1]
@@ -192,13 +197,12 @@ class OutputCapture:
         except BaseException:
             self._unwrap()
             raise
-        _ACTIVE.append(self)
+        tag.push(self._record_tag)
         return self
 
     def __exit__(self, exc_type, exc, tb):
         self._unwrap()
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
+        tag.pop(self._record_tag)
         if exc_type is None:
             self._check_complete()
         return False
@@ -322,35 +326,36 @@ class OutputCapture:
 class _CaptureRunner(keras.Model):
     """Internal model: runs the user's model under capture, returns a dict.
 
-    Keras compiles its `predict` on each backend; the Python `call` (and
-    so the layer wrapping) only runs while tracing.
+    `owner` is the `OutputCapture` that made it. Keras compiles its
+    `predict` on each backend; the Python `call` (and so the layer
+    wrapping) only runs while tracing.
     """
 
-    def __init__(self, capture, **kwargs):
+    def __init__(self, owner, **kwargs):
         super().__init__(**kwargs)
-        self.inner = capture.model
-        self._capture_ref = [capture]
+        self.inner = owner.model
+        self._owner_ref = [owner]
 
     def call(self, inputs, training=False):
-        capture = self._capture_ref[0]
-        capture.trace_count += 1
+        owner = self._owner_ref[0]
+        owner.trace_count += 1
         # Resolve the targets once: on torch `call` runs for every batch.
-        capture._enter(capture._predict_resolution)
+        owner._enter(owner._predict_resolution)
         try:
             outputs = self.inner(inputs, training=training)
         except BaseException:
-            capture.__exit__(*sys.exc_info())
+            owner.__exit__(*sys.exc_info())
             raise
-        capture.__exit__(None, None, None)
-        capture._predict_resolution = capture._resolved
-        result = capture.outputs
-        capture._records = {}  # traced tensors must not outlive the trace
-        if capture.output_key in result:
+        owner.__exit__(None, None, None)
+        owner._predict_resolution = owner._resolved
+        result = owner.outputs
+        owner._records = {}  # traced tensors must not outlive the trace
+        if owner.output_key in result:
             raise ValueError(
-                f"A captured key is named {capture.output_key!r}, like the "
+                f"A captured key is named {owner.output_key!r}, like the "
                 "model outputs; pass another `output_key`."
             )
-        result[capture.output_key] = outputs
+        result[owner.output_key] = outputs
         return result
 
 
