@@ -8,17 +8,20 @@ compilation is outside the timings) with:
 - the same with a schedule that is constant (writes skipped after step 0),
 - `LinearWarmup` over every step with a float learning rate.
 Each variant runs `--repeats` times in alternation; the minimum counts.
-The last line is `callback_overhead: ratio=R (A=..., B=...)` with A the
-changing per-step `VariableScheduler` and B the baseline.
+The last line is `callback_overhead: ratio=R (...)`, R = fastest run of the
+changing per-step `VariableScheduler` over the fastest baseline run.
 
     python benchmarks/callback_overhead.py [--quick] [--steps N]
 """
 
 import argparse
-import time
 
 import keras
 import numpy as np
+from _timing import interleaved
+from _timing import minimums
+from _timing import print_times
+from _timing import ratio_line
 
 from keras_cool.callbacks import LinearWarmup
 from keras_cool.callbacks import VariableScheduler
@@ -78,7 +81,6 @@ def main():
     }
 
     def run(callbacks):
-        start = time.perf_counter()
         model.fit(
             x,
             y,
@@ -88,26 +90,34 @@ def main():
             verbose=0,
             callbacks=callbacks,
         )
-        return time.perf_counter() - start
 
     for make in variants.values():  # compile outside the timings
         run(make())
-    times = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, make in variants.items():
-            times[name].append(run(make()))
-    best = {name: min(t) for name, t in times.items()}
+    times = interleaved(
+        {
+            name: (lambda make=make: run(make()))
+            for name, make in variants.items()
+        },
+        repeats,
+    )
+    best = minimums(times)
     base = best["baseline"]
     print(f"backend={keras.backend.backend()} steps={steps} batch={batch}")
+    print_times(times)
     for name, seconds in best.items():
         per_step = 1e6 * (seconds - base) / steps
         print(
-            f"{name}: {seconds:.3f} s, ratio={seconds / base:.3f}, "
+            f"{name}: fastest {seconds:.3f} s, ratio={seconds / base:.3f}, "
             f"overhead={per_step:+.0f} us/step"
         )
-    a = best["scheduler_changing"]
     print(
-        f"callback_overhead: ratio={a / base:.3f} (A={a:.3f} s, B={base:.3f} s)"
+        ratio_line(
+            "callback_overhead",
+            times,
+            "scheduler_changing",
+            "baseline",
+            by="min",
+        )
     )
 
 

@@ -21,10 +21,14 @@ Run: python benchmarks/capture_overhead.py [--quick] [--repeats 7]
 """
 
 import argparse
-import time
 
 import keras
 import numpy as np
+from _timing import interleaved
+from _timing import medians
+from _timing import minimums
+from _timing import print_times
+from _timing import ratio_line
 
 import keras_cool
 
@@ -70,12 +74,6 @@ def build_models(length, vocab, dim, blocks, heads):
     return graph(False), twin
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny run")
@@ -107,39 +105,28 @@ def main():
     print(f"backend={keras.backend.backend()} n={n} length={length}")
     print(f"captured: {shapes}")
 
-    runs = [
-        ("predict", lambda: model.predict(x, batch_size=batch, verbose=0)),
-        ("capture", lambda: capture.predict(x, batch_size=batch)),
-        ("by_hand", lambda: twin.predict(x, batch_size=batch, verbose=0)),
-    ]
-    times = {name: [] for name, _ in runs}
-    for i in range(repeats):
-        for name, fn in runs[i % 3 :] + runs[: i % 3]:  # rotate the order
-            times[name].append(timed(fn)[0])
-    for name, values in times.items():
-        print(f"{name}: " + " ".join(f"{v:.3f}" for v in values) + " s")
-    median = {k: float(np.median(v)) for k, v in times.items()}
-    ratio = median["capture"] / median["predict"]
-    best = {k: min(v) for k, v in times.items()}
-    print(
-        "noise check, fastest runs: capture / predict = "
-        f"{best['capture'] / best['predict']:.3f}, capture / hand-written "
-        f"= {best['capture'] / best['by_hand']:.3f}"
-    )
-    print(
-        "capture / hand-written scores model: "
-        f"{median['capture'] / median['by_hand']:.3f}; hand-written / "
-        f"plain predict: {median['by_hand'] / median['predict']:.3f}"
-    )
+    runs = {
+        "predict": lambda: model.predict(x, batch_size=batch, verbose=0),
+        "capture": lambda: capture.predict(x, batch_size=batch),
+        "by_hand": lambda: twin.predict(x, batch_size=batch, verbose=0),
+    }
+    times = interleaved(runs, repeats, rotate=True)
+    print_times(times)
+    for label, stat in (("median", medians(times)), ("min", minimums(times))):
+        print(
+            f"{label}: capture / hand-written scores model = "
+            f"{stat['capture'] / stat['by_hand']:.3f}, hand-written / plain "
+            f"predict = {stat['by_hand'] / stat['predict']:.3f}"
+        )
     retraces = capture.trace_count - first_traces
     if keras.backend.backend() == "torch":
         traces = f"traces=n/a, eager: {capture.trace_count} python calls"
     else:
         traces = f"traces={first_traces}, retraces={retraces}"
     print(
-        f"capture_overhead: ratio={ratio:.3f} "
-        f"(capture={median['capture']:.4f} s, "
-        f"predict={median['predict']:.4f} s, {traces})"
+        ratio_line(
+            "capture_overhead", times, "capture", "predict", extra=[traces]
+        )
     )
 
 

@@ -9,21 +9,16 @@ trained with Adam on random data, in one process, on the current backend:
 
 Each run builds a fresh model (same seed) and runs one `fit` of
 1 + `--timed-epochs` short epochs; the first epoch (compilation) is not
-timed, each later epoch gives one per-step sample. Fresh
-models also sidestep a Keras 3.15.1 bug: with `use_ema=True` on JAX, a
-second `fit` on the same model fails ("Attempt to donate the same buffer
-twice", the model variables and their averages share a buffer after
-`finalize_variable_values`). The variants are interleaved (A, B, C, A, B,
-C, ...) to spread the noise of a shared machine over all of them, and the
-median per-step time over all samples is reported (the minimum too: on a
-loaded machine it is the steadier of the two).
+timed, each later epoch gives one per-step sample. The variants are
+interleaved (A, B, C, A, B, C, ...).
 
 The last line is
-`ema_overhead: ratio=R (ema=... s, none=... s, keras_use_ema=... s)`: the
-times are median seconds per step, and R is the median over samples of
-ema_i / none_i, where sample i of each variant comes from the same repeat
-and epoch number (taken seconds apart), which cancels slow drift in the
-machine's load.
+`ema_overhead: ratio=R (ema=... s, none=... s, ...)`: the times are median
+seconds per step, and R is the median over samples of ema_i / none_i,
+where sample i of each variant comes from the same repeat and epoch number
+(taken seconds apart).
+
+    python benchmarks/ema_overhead.py [--quick] [--repeats 5]
 """
 
 import argparse
@@ -31,8 +26,13 @@ import time
 
 import keras
 import numpy as np
+from _timing import interleaved
+from _timing import medians
+from _timing import minimums
+from _timing import print_times
+from _timing import ratio_line
 
-from keras_cool.callbacks import ExponentialMovingAverage
+from keras_cool import ExponentialMovingAverage
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -100,9 +100,11 @@ def main():
         f"batch={args.batch_size} steps/epoch={args.steps} "
         f"repeats={args.repeats}x{args.timed_epochs} epochs"
     )
-    per_step = {name: [] for name in names}
-    for repeat in range(args.repeats):
-        for name in names:
+
+    def runner(name):
+        def run():
+            # A fresh model per run also sidesteps a Keras 3.15.1 bug (see
+            # the README's Performance section).
             model, ema = variant(name)
             timer = EpochTimer()
             callbacks = [timer] if ema is None else [ema, timer]
@@ -115,16 +117,18 @@ def main():
                 verbose=0,
                 callbacks=callbacks,
             )
-            per_step[name].extend(t / args.steps for t in timer.times[1:])
-        print(
-            f"repeat {repeat}: "
-            + ", ".join(
-                f"{k}={np.median(v[-args.timed_epochs :]) * 1e3:.3f} ms/step"
-                for k, v in per_step.items()
-            )
-        )
-    median = {k: float(np.median(v)) for k, v in per_step.items()}
-    best = {k: float(np.min(v)) for k, v in per_step.items()}
+            return timer.times[1:]
+
+        return run
+
+    per_step = interleaved(
+        {name: runner(name) for name in names},
+        args.repeats,
+        per=args.steps,
+        self_timed=True,
+    )
+    print_times(per_step, scale=1e3, unit="ms/step")
+    median, best = medians(per_step), minimums(per_step)
     samples = {k: np.array(v) for k, v in per_step.items()}
 
     def paired(a, b):
@@ -148,9 +152,14 @@ def main():
         f"ratio={paired('ema', 'keras_use_ema'):.3f}"
     )
     print(
-        f"ema_overhead: ratio={paired('ema', 'none'):.3f} "
-        f"(ema={median['ema']:.3g} s, none={median['none']:.3g} s, "
-        f"keras_use_ema={median['keras_use_ema']:.3g} s)"
+        ratio_line(
+            "ema_overhead",
+            per_step,
+            "ema",
+            "none",
+            ratio=paired("ema", "none"),
+            extra=[f"keras_use_ema={median['keras_use_ema']:.3g} s"],
+        )
     )
 
 

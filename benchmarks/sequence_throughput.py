@@ -8,12 +8,10 @@ consumes the batches, so both data sets go through Keras's real pipeline:
   (default start method, "forkserver"; "fork" with --quick);
 - keras.utils.PyDataset with the same settings (Keras's enqueuer, "fork").
 
-Each data set is read once to warm up (keras_cool keeps its workers with
-`persistent_workers=True`; Keras forks a new pool for every pass), then
-passes are timed in alternating rounds and the median is reported. The last
-line is
-`sequence_throughput: ratio=R (...)` with R the speedup of 2 keras_cool
-processes over 1.
+Each data set is read once to warm up, then passes are timed in
+alternating rounds. The last line is `sequence_throughput: ratio=R (...)`
+with R the speedup of 2 keras_cool processes over 1 (median seconds per
+batch of 1 process over those of 2).
 
     python benchmarks/sequence_throughput.py [--quick] [--batches N]
         [--repeats R]
@@ -24,6 +22,11 @@ import time
 
 import keras
 import numpy as np
+from _timing import interleaved
+from _timing import medians
+from _timing import minimums
+from _timing import print_times
+from _timing import ratio_line
 
 import keras_cool
 
@@ -39,7 +42,9 @@ def cpu_work(rng, size, rounds):
     return images[:, :8, 0].astype("float32")
 
 
-class CoolBatches(keras_cool.Sequence):
+class CpuBatches:
+    """`count` batches of `cpu_work`; mixed into both data set classes."""
+
     def __init__(self, count, size, rounds, **kwargs):
         super().__init__(**kwargs)
         self.count = count
@@ -49,30 +54,16 @@ class CoolBatches(keras_cool.Sequence):
     def __len__(self):
         return self.count
 
+
+class CoolBatches(CpuBatches, keras_cool.Sequence):
     def __getitem__(self, index):
         return (cpu_work(self.rng, self.size, self.rounds),)
 
 
-class KerasBatches(keras.utils.PyDataset):
-    def __init__(self, count, size, rounds, **kwargs):
-        super().__init__(**kwargs)
-        self.count = count
-        self.size = size
-        self.rounds = rounds
-
-    def __len__(self):
-        return self.count
-
+class KerasBatches(CpuBatches, keras.utils.PyDataset):
     def __getitem__(self, index):
         rng = np.random.default_rng(index)
         return (cpu_work(rng, self.size, self.rounds),)
-
-
-def timed_pass(dataset, model):
-    """Seconds per batch of one `predict` pass."""
-    start = time.perf_counter()
-    model.predict(dataset, verbose=0)
-    return (time.perf_counter() - start) / len(dataset)
 
 
 def main():
@@ -110,29 +101,38 @@ def main():
         )
         model.predict(datasets[name], verbose=0)  # warm up, start workers
     # Rounds alternate the four set-ups, so load from other programs on a
-    # shared machine hits them alike; the median of each is reported.
-    times = {name: [] for name in datasets}
-    for _ in range(repeats):
-        for name, data in datasets.items():
-            times[name].append(timed_pass(data, model))
+    # shared machine hits them alike.
+    times = interleaved(
+        {
+            name: (lambda data=data: model.predict(data, verbose=0))
+            for name, data in datasets.items()
+        },
+        repeats,
+        per=count,
+    )
     for data in datasets.values():
         if isinstance(data, keras_cool.Sequence):
             data.close()
-    results = {name: float(np.median(t)) for name, t in times.items()}
-    for name, per_batch in results.items():
+    print_times(times, unit="s per batch")
+    for label, stat in (("median", medians(times)), ("min", minimums(times))):
         print(
-            f"{name}: {1 / per_batch:.1f} batches/s ({per_batch:.4f} s per "
-            f"batch; passes: {', '.join(f'{t:.4f}' for t in times[name])})"
+            f"{label}: "
+            + ", ".join(f"{k} {1 / v:.1f} batches/s" for k, v in stat.items())
+            + "; keras_cool 2 processes vs PyDataset 2 processes: "
+            f"{stat['keras_2'] / stat['cool_2']:.2f}x"
         )
-    ratio = results["cool_1"] / results["cool_2"]
-    versus = results["keras_2"] / results["cool_2"]
-    print(f"keras_cool 2 processes vs PyDataset 2 processes: {versus:.2f}x")
+    median = medians(times)
     print(
-        f"sequence_throughput: ratio={ratio:.2f} "
-        f"(A=1 process {results['cool_1']:.4f} s, "
-        f"B=2 processes {results['cool_2']:.4f} s per batch; "
-        f"PyDataset 1 process {results['keras_1']:.4f} s, "
-        f"2 processes {results['keras_2']:.4f} s per batch)"
+        ratio_line(
+            "sequence_throughput",
+            times,
+            "cool_1",
+            "cool_2",
+            extra=[
+                f"PyDataset 1 process {median['keras_1']:.4f} s",
+                f"2 processes {median['keras_2']:.4f} s per batch",
+            ],
+        )
     )
 
 

@@ -1,58 +1,41 @@
 """Single-loss GAN step vs alternating D/G steps, time per iteration.
 
-Three ways to train the same DCGAN-sized networks on the 8x8 digits with
-the non-saturating loss, one D and one G update per iteration:
+Three ways to train the same DCGAN-sized networks on scikit-learn's 8x8
+digits with the non-saturating loss, one D and one G update per iteration:
 
 - `single`: one model, one `compile`, one loss from
-  `keras_cool.layers.AdversarialObjective` (3 discriminator passes in 2
-  calls: real and stopped generated samples together, then the
-  generator's pass), `fit`.
+  `keras_cool.layers.AdversarialObjective`, `fit`.
 - `train_step`: the keras.io pattern, a `keras.Model` whose custom
   `train_step` does a D step (real and fake concatenated in one D call)
   then a G step, inside one compiled step, run by `fit`. Written per
   backend (GradientTape / jax.grad / torch autograd): benchmarks are not
   library code.
 - `two_train_on_batch`: a D model and a combined G model, each compiled,
-  two `train_on_batch` calls per iteration (the Keras 2 recipe; D is frozen
-  in the combined model by setting `trainable = False` before compiling).
+  two `train_on_batch` calls per iteration (the Keras 2 recipe).
 
-The generator upsamples 4x4 -> 8x8 with UpSampling2D + Conv2D by default
-(`--upsampling transposed` for DCGAN's Conv2DTranspose: XLA on CPU
-computes that layer's kernel gradient about 10x slower than its forward
-pass, which then dominates every method's step on JAX). The saving of the
-single-loss step is one generator forward pass per iteration, so the ratio
-is at most 4/3, reached when the generator does all the work; fixed
-per-step costs (graph or Python overhead) bring it closer to 1.
-`--width` scales both networks (64 by default, 128 is closer to DCGAN's
-channel counts); at width 128 XLA on CPU also computes the
-discriminator's convolution gradients about 10x slower than their forward
-pass, and D's backward pass then rivals G's work on JAX.
+Repeats are interleaved. The last line is `single_loss_gan: ratio=R (...)`
+with R = median train_step time / median single time, and the same ratio
+of the fastest repeats. Results and what limits the ratio: README,
+"Performance".
 
-Every run ends by reading the weights back, so that work still queued by
-an asynchronous backend (JAX) is timed with the method that queued it.
-Repeats are interleaved and the median is reported. The last line is
-`single_loss_gan: ratio=R (...)` with R = train_step / single time, and
-the same ratio for the fastest repeat of each method, which stays put when
-a runtime stalls in some repeats.
+    python benchmarks/single_loss_gan.py [--quick] [--width 64]
+        [--upsampling resize|transposed] [--jit-compile auto|true|false]
 """
 
 import argparse
-import os
-import sys
-import time
 
 import keras
 import numpy as np
+from _timing import interleaved
+from _timing import medians
+from _timing import print_times
+from _timing import ratio_line
 from keras import ops
+from sklearn.datasets import load_digits
 
-sys.path.insert(
-    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-)
-
-from examples._common import load_images  # noqa: E402
-from keras_cool.layers import AdversarialObjective  # noqa: E402
-from keras_cool.losses import modified_discriminator_loss  # noqa: E402
-from keras_cool.losses import modified_generator_loss  # noqa: E402
+from keras_cool.layers import AdversarialObjective
+from keras_cool.losses import modified_discriminator_loss
+from keras_cool.losses import modified_generator_loss
 
 LATENT = 32
 
@@ -321,7 +304,7 @@ def main(argv=None):
     if args.quick:
         args.steps, args.batch_size, args.repeats, args.width = 2, 8, 1, 8
     keras.utils.set_random_seed(args.seed)
-    images, _ = load_images("digits")
+    images = (load_digits().images / 16.0).astype("float32")[..., None]
     rng = np.random.default_rng(args.seed)
     n = args.steps * args.batch_size
     x = images[rng.integers(len(images), size=n)] * 2 - 1
@@ -330,34 +313,33 @@ def main(argv=None):
     runs = {name: make(args) for name, make in RUNNERS.items()}
     for run in runs.values():  # warm-up: build, trace and compile
         run(x[: 2 * args.batch_size], z[: 2 * args.batch_size], args.batch_size)
-    times = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run(x, z, args.batch_size)
-            times[name].append((time.perf_counter() - start) / args.steps)
-    per_step = {name: float(np.median(t)) for name, t in times.items()}
-    backend = keras.backend.backend()
-    print(
-        f"backend={backend} batch={args.batch_size} steps={args.steps} "
-        f"width={args.width} upsampling={args.upsampling} "
-        f"jit_compile={args.jit_compile} "
-        f"repeats={args.repeats} (median of interleaved repeats)"
+    times = interleaved(
+        {
+            name: (lambda run=run: run(x, z, args.batch_size))
+            for name, run in runs.items()
+        },
+        args.repeats,
+        per=args.steps,
     )
-    for name, t in times.items():
-        spread = ", ".join(f"{1e3 * v:.2f}" for v in t)
-        print(f"  {name:>20}: {1e3 * per_step[name]:.2f} ms/iter ({spread})")
-    ratio = per_step["train_step"] / per_step["single"]
-    # Runtimes that stall now and then (TensorFlow's executor on a 2-core
-    # VM: whole runs at a multiple of ~6.5 ms per step) move the median;
-    # the ratio of the fastest repeats is printed beside it as a check.
-    best = min(times["train_step"]) / min(times["single"])
     print(
-        f"single_loss_gan: ratio={ratio:.2f} "
-        f"(single={per_step['single']:.4f} s, "
-        f"train_step={per_step['train_step']:.4f} s, "
-        f"two_train_on_batch={per_step['two_train_on_batch']:.4f} s, "
-        f"ratio of fastest repeats={best:.2f})"
+        f"backend={keras.backend.backend()} batch={args.batch_size} "
+        f"steps={args.steps} width={args.width} "
+        f"upsampling={args.upsampling} jit_compile={args.jit_compile} "
+        f"repeats={args.repeats} (interleaved)"
+    )
+    print_times(times, scale=1e3, unit="ms/iter")
+    median = medians(times)
+    print(
+        ratio_line(
+            "single_loss_gan",
+            times,
+            "train_step",
+            "single",
+            extra=[
+                "two_train_on_batch="
+                f"{median['two_train_on_batch']:.4g} s per iteration"
+            ],
+        )
     )
 
 

@@ -1,13 +1,14 @@
-"""A GAN trained with one loss, one `compile` and one `fit`.
+"""
+Title: A GAN trained with one loss, one `compile` and one `fit`
+Description: `keras_cool.layers.AdversarialObjective` joins the
+    discriminator and generator objectives into one loss, so each optimizer
+    step updates D with dL_D/dθ_D and G with λ·dL_G/dθ_G at once.
+What you will see: the modes captured and the % of high-quality samples
+    out of 2,500 (3-σ rule, as in VEEGAN and PacGAN), their reverse KL to
+    the uniform mode histogram, and a scatter plot of real (red) and
+    generated (blue) points.
 
-The discriminator and generator objectives are joined into one loss by
-`keras_cool.layers.AdversarialObjective` (built on `GradientSwitch`): each
-optimizer step updates D with ∂L_D/∂θ_D and G with λ·∂L_G/∂θ_G at once.
-Data: the 2-D ring of 8 or grid of 25 Gaussians (PacGAN layout). Printed:
-modes captured and % high-quality samples out of 2,500 (3-σ rule, as in
-VEEGAN and PacGAN). Writes a scatter plot of real (red) and generated
-(blue) points.
-
+Data: the 2-D ring of 8 or grid of 25 Gaussians (PacGAN layout).
 Defaults: RSGAN loss (Su Jianlin's RSGAN post; `--loss` picks any of the 8),
 G and D are 3x128 LeakyReLU MLPs, z in R^16, Adam(1e-3, beta_1=0.5) with
 cosine decay to 10 %, batch 256, 4,000 steps, coordinates scaled to [-1, 1].
@@ -22,19 +23,27 @@ import time
 
 import keras
 import numpy as np
-from _common import mixture_centres
-from _common import mode_metrics
-from _common import sample_mixture
 
 import keras_cool
 
-LOSSES = sorted(keras_cool.losses.gan.OBJECTIVES)
+# ## Settings
+#
+# `--loss` accepts every name `AdversarialObjective` knows.
+# `--generator-weight` is λ, the ratio of the generator's learning rate to
+# the discriminator's.
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data", choices=["ring", "grid"], default="ring")
-    parser.add_argument("--loss", choices=LOSSES, default="rsgan")
+    parser.add_argument(
+        "--loss",
+        choices=keras_cool.layers.AdversarialObjective.LOSSES,
+        default="rsgan",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -47,6 +56,42 @@ def parse_args(argv=None):
     parser.add_argument("--output-dir", default="outputs/gan_single_loss")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     return parser.parse_args(argv)
+
+
+# ## The data: 2-D Gaussian mixtures
+#
+# `ring`: 8 modes on the unit circle (angles 2πk/8), standard deviation
+# 0.01. `grid`: 25 modes at {-4, -2, 0, 2, 4}², standard deviation 0.05.
+# Each sample picks its mode uniformly.
+
+MIXTURE_STD = {"ring": 0.01, "grid": 0.05}
+
+
+def mixture_centres(name):
+    """Centres of the `ring` or `grid` mixture, shape (modes, 2)."""
+    if name == "ring":
+        angles = 2 * np.pi * np.arange(8) / 8
+        return np.stack([np.cos(angles), np.sin(angles)], 1)
+    if name == "grid":
+        axis = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    raise ValueError(f"Unknown mixture {name!r}: use ring or grid.")
+
+
+def sample_mixture(name, n, rng):
+    """`n` float32 points from the mixture, modes drawn uniformly."""
+    centres = mixture_centres(name)
+    picks = rng.integers(len(centres), size=n)
+    noise = rng.normal(scale=MIXTURE_STD[name], size=(n, 2))
+    return (centres[picks] + noise).astype("float32")
+
+
+# ## The model
+#
+# Generator and discriminator are small LeakyReLU MLPs. The one
+# `keras.Model` maps `[real, noise]` to the discriminator's outputs;
+# `AdversarialObjective` adds the joined loss with `add_loss`, so `compile`
+# needs no `loss=`.
 
 
 def mlp(inputs, width, depth, outputs, name):
@@ -79,6 +124,73 @@ def build(args):
     return model, generator, objective
 
 
+# ## Training
+#
+# One epoch over `steps * batch` real points and as many noise vectors:
+# every batch is one simultaneous D and G step.
+
+
+def train(model, objective, real, noise, steps, batch, args):
+    print(
+        f"{args.data}: loss={args.loss} passes={objective.passes} "
+        f"steps={steps} batch={batch} backend={keras.backend.backend()}"
+    )
+    start = time.time()
+    model.fit(
+        [real, noise], batch_size=batch, epochs=1, shuffle=False, verbose=2
+    )
+    return time.time() - start
+
+
+# ## Evaluation: modes and sample quality
+#
+# The VEEGAN/PacGAN metrics. Each sample goes to its nearest centre; it is
+# high quality (HQ) within 3 standard deviations of it. A mode is captured
+# when at least one HQ sample is nearest to it. The reverse KL is between
+# the histogram of HQ samples over modes and the uniform distribution (0
+# when balanced).
+
+
+def mode_metrics(samples, name):
+    """Return (modes captured, fraction high-quality, reverse KL)."""
+    centres = mixture_centres(name)
+    samples = np.asarray(samples, "float64")
+    distance = np.linalg.norm(samples[:, None] - centres[None], axis=-1)
+    nearest = distance.argmin(1)
+    hq = distance.min(1) <= 3 * MIXTURE_STD[name]
+    counts = np.bincount(nearest[hq], minlength=len(centres))
+    modes = int((counts > 0).sum())
+    if hq.any():
+        p = counts[counts > 0] / counts.sum()
+        reverse_kl = float(np.sum(p * np.log(p * len(centres))))
+    else:
+        reverse_kl = float("nan")
+    return modes, float(hq.mean()), reverse_kl
+
+
+# ## Looking at the outputs
+#
+# A scatter plot of 2,500 generated points (blue) over as many real ones
+# (red): a captured mode shows as a blue blob on a red one.
+
+
+def plot(samples, rng, args):
+    os.makedirs(args.output_dir, exist_ok=True)
+    limit = 1.5 if args.data == "ring" else 5.5
+    image = keras_cool.utils.plot_points(
+        samples,
+        size=384,
+        limits=(-limit, limit),
+        reference=sample_mixture(args.data, 2500, rng),
+    )
+    path = os.path.join(args.output_dir, f"{args.data}_{args.loss}.png")
+    keras_cool.utils.save_png(image, path)
+    return path
+
+
+# ## Putting it together
+
+
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
@@ -93,30 +205,13 @@ def main(argv=None):
     scale = float(np.abs(mixture_centres(args.data)).max())
     real = sample_mixture(args.data, n, rng) / scale
     noise = rng.normal(size=(n, args.latent_dim)).astype("float32")
-    print(
-        f"{args.data}: loss={args.loss} passes={objective.passes} "
-        f"steps={steps} batch={batch} backend={keras.backend.backend()}"
-    )
-    start = time.time()
-    model.fit(
-        [real, noise], batch_size=batch, epochs=1, shuffle=False, verbose=2
-    )
-    seconds = time.time() - start
+    seconds = train(model, objective, real, noise, steps, batch, args)
 
     z = rng.normal(size=(2500, args.latent_dim)).astype("float32")
     samples = generator.predict(z, batch_size=2500, verbose=0) * scale
     modes, hq, reverse_kl = mode_metrics(samples, args.data)
     total = len(mixture_centres(args.data))
-    os.makedirs(args.output_dir, exist_ok=True)
-    limit = 1.5 if args.data == "ring" else 5.5
-    image = keras_cool.utils.plot_points(
-        samples,
-        size=384,
-        limits=(-limit, limit),
-        reference=sample_mixture(args.data, 2500, rng),
-    )
-    path = os.path.join(args.output_dir, f"{args.data}_{args.loss}.png")
-    keras_cool.utils.save_png(image, path)
+    path = plot(samples, rng, args)
     print(f"modes {modes}/{total}, high quality {100 * hq:.1f} %, ")
     print(f"reverse KL {reverse_kl:.3f}, {seconds:.1f} s, wrote {path}")
     print(

@@ -1,17 +1,20 @@
-"""Train from an HDF5 file with random augmentation in worker processes.
+"""
+Title: Training from an HDF5 file with augmentation in worker processes
+Description: A `keras_cool.Sequence` reads digits from an HDF5 file, opened
+    once in each worker process, and augments every batch with its own
+    seeded random generator; `model.fit` runs it on worker processes.
+What you will see: that the augmentations differ in every batch and
+    worker and repeat exactly with the same seed (workers or not), a PNG of
+    one augmented batch as the model sees it, and the held-out accuracy.
 
 1. Writes scikit-learn's digits (a real, offline data set) to an HDF5 file.
 2. Reads it through a `keras_cool.Sequence`: the file is opened once in
    each worker process (`open_resources`), samples are shuffled every epoch
    (`epoch_permutation`) and augmented with the per-batch `self.rng`
    (random shift, contrast and noise).
-3. Shows that the augmentations differ in every batch and worker, and
-   repeat exactly with the same seed (workers or not).
+3. Checks the augmentations: distinct, and reproducible from the seed.
 4. Trains a small classifier with `model.fit(..., workers=N processes)` and
    evaluates it on held-out clean digits.
-
-Writes `augmented.png` (a batch, as the model sees it) to --output-dir. The
-last line is `RESULT key=value ...`.
 
     python examples/hdf5_pipeline.py [--quick] [--seed 0] [--workers 2]
 """
@@ -19,16 +22,55 @@ last line is `RESULT key=value ...`.
 import argparse
 import os
 import pathlib
-import sys
 
 import h5py
 import keras
 import numpy as np
+from _data import load_images
 
 import keras_cool
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import load_images  # noqa: E402
+# ## Settings
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--output-dir", default="outputs/hdf5_pipeline")
+    return parser.parse_args()
+
+
+# ## The data: digits in an HDF5 file
+#
+# The file is written once, atomically (a temporary file, then a rename),
+# so that a worker never sees half a file.
+
+
+def write_hdf5(path, x, y):
+    """Write x and y to `path` atomically (a temporary file, then rename)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with h5py.File(tmp, "w") as file:
+        file.create_dataset("x", data=x, compression="gzip")
+        file.create_dataset("y", data=y)
+    os.replace(tmp, path)
+
+
+# ## The pipeline: a `keras_cool.Sequence`
+#
+# - `open_resources` opens the file once per worker process (an open HDF5
+#   handle can be neither pickled nor shared across a fork);
+# - `epoch_permutation(n)` is a new shuffle every epoch, the same in every
+#   worker;
+# - `self.rng` is a generator seeded from (seed, epoch, batch index), so
+#   the augmentation of a batch does not depend on which worker makes it.
+#
+# With `report=True` each batch also says which process made it.
 
 
 class DigitsFile(keras_cool.Sequence):
@@ -68,13 +110,10 @@ class DigitsFile(keras_cool.Sequence):
         return x, y
 
 
-def write_hdf5(path, x, y):
-    """Write x and y to `path` atomically (a temporary file, then rename)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with h5py.File(tmp, "w") as file:
-        file.create_dataset("x", data=x, compression="gzip")
-        file.create_dataset("y", data=y)
-    os.replace(tmp, path)
+# ## Checking the augmentations
+#
+# One epoch, as a list of batches, with the pids of the processes that
+# made them.
 
 
 def one_epoch(path, indices, seed, **kwargs):
@@ -84,6 +123,9 @@ def one_epoch(path, indices, seed, **kwargs):
     x = np.stack([b[0] for b in batches])
     pids = np.concatenate([b[2] for b in batches])
     return x, pids
+
+
+# ## The model: a small convolutional classifier
 
 
 def build_model():
@@ -102,14 +144,16 @@ def build_model():
     return model
 
 
+# ## Putting it together
+#
+# Write the file, split 80/20, check the augmentations (4 epochs: twice
+# with 2 workers and the same seed, once in-process, once with another
+# seed), then train with worker processes and evaluate on held-out clean
+# digits.
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--output-dir", default="outputs/hdf5_pipeline")
-    args = parser.parse_args()
+    args = parse_args()
     out = pathlib.Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
@@ -140,6 +184,7 @@ def main():
     grid = keras_cool.utils.tile_images(first[0][:32])
     keras_cool.utils.save_png(grid, str(out / "augmented.png"))
 
+    # Training: the same Sequence, shuffled, on worker processes.
     data = DigitsFile(path, train, seed=args.seed, shuffle=True, **processes)
     model = build_model()
     epochs = args.epochs or (2 if args.quick else 15)

@@ -1,12 +1,17 @@
-"""A plain variational autoencoder built on `VariationalSampling`.
+"""
+Title: A variational autoencoder with `VariationalSampling`
+Description: Train a plain VAE on digits; the KL term is added inside a
+    layer with `add_loss`, the reconstruction loss is the compiled loss.
+What you will see: the two loss terms on the whole data set, a PNG of
+    reconstructions next to their inputs and a PNG of samples from the
+    prior, and a safe-mode reload of the saved model.
 
 The encoder gives the posterior mean and log-variance of z; the
 `keras_cool.layers.VariationalSampling` layer draws z with the
 reparameterisation trick and adds the KL term to N(0, I) with `add_loss`
 (the Keras 3 way: a loss computed inside a layer, not on symbolic tensors).
 The decoder's reconstruction loss is the compiled loss, so `fit` reports
-their sum; the script prints both terms on the whole data set at the end
-and writes reconstructions and samples from the prior as PNGs.
+their sum.
 
     python examples/vae.py                 # scikit-learn digits, offline
     python examples/vae.py --dataset mnist # needs a network
@@ -17,14 +22,22 @@ import os
 
 import keras
 import numpy as np
-from _common import add_dataset_argument
-from _common import load_images
+from _data import add_dataset_argument
+from _data import load_images
 
 import keras_cool
 
+# ## Settings
+#
+# Everything the story below uses. `--quick` is the few-second smoke run
+# the tests use; the defaults are the real run.
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_dataset_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=100)
@@ -42,6 +55,25 @@ def parse_args(argv=None):
     return args
 
 
+# ## The data
+#
+# Images in [0, 1], shaped (n, height, width, 1). The default is
+# scikit-learn's 8x8 digits, which needs no download; see `_data.py`.
+
+
+def load_data(args):
+    x, _ = load_images(args.dataset, quick=args.quick)
+    print(f"data: {args.dataset}, {len(x)} images of {x.shape[1:]}")
+    return x
+
+
+# ## The model
+#
+# The reconstruction loss is -log q(x|z): binary cross-entropy *summed*
+# over pixels, so that it is on the same scale as the KL term (which is
+# summed over latent dimensions).
+
+
 @keras.saving.register_keras_serializable(package="keras_cool_examples")
 class BinaryCrossentropySum(keras.losses.Loss):
     """Binary cross-entropy summed over pixels: -log q(x|z) per image."""
@@ -54,6 +86,11 @@ class BinaryCrossentropySum(keras.losses.Loss):
             + (1.0 - y_true) * keras.ops.log(1.0 - y_pred)
         )
         return keras.ops.sum(nll, axis=tuple(range(1, len(nll.shape))))
+
+
+# The encoder ends in `VariationalSampling`, which draws z and adds
+# beta * KL(q(z|x) || N(0, I)) with `add_loss`. The decoder is a model of
+# its own, so that it can turn samples from the prior into images later.
 
 
 def build_vae(shape, args):
@@ -79,27 +116,43 @@ def build_vae(shape, args):
     return vae, decoder, reconstruction
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
-    x, _ = load_images(args.dataset, quick=args.quick)
-    print(f"data: {args.dataset}, {len(x)} images of {x.shape[1:]}")
-    vae, decoder, reconstruction = build_vae(x.shape[1:], args)
+# ## Training
+#
+# A plain `fit`: the loss it reports is reconstruction + beta * KL.
+
+
+def train(vae, x, args):
     history = vae.fit(
         x, x, batch_size=args.batch_size, epochs=args.epochs, verbose=0
     )
     losses = history.history["loss"]
     print(f"training loss: epoch 1 {losses[0]:.3f}, last {losses[-1]:.3f}")
 
-    # The two terms on the whole data set (z = the posterior mean).
+
+# ## Evaluation
+#
+# The two terms on the whole data set. `evaluate` gives their sum; the
+# compiled loss object alone gives the reconstruction term, and the KL
+# term is the difference.
+
+
+def evaluate(vae, reconstruction, x, args):
     total = vae.evaluate(x, x, batch_size=len(x), verbose=0)
     x_hat = vae.predict(x, batch_size=512, verbose=0)
     recon = float(reconstruction(x, x_hat))  # mean over images
     kl = total - recon
     print(f"reconstruction (BCE summed over pixels): {recon:.3f}")
     print(f"beta * KL(q(z|x) || N(0, I)), beta={args.beta}: {kl:.3f}")
+    return total, recon, kl
 
-    rng = np.random.default_rng(args.seed)
+
+# ## Looking at the outputs
+#
+# `reconstructions.png`: 32 images, each followed by its reconstruction.
+# `samples.png`: 64 decodings of z drawn from the prior N(0, I).
+
+
+def save_images(vae, decoder, x, rng, args):
     shown = x[rng.choice(len(x), 32, replace=False)]
     pairs = np.stack([shown, vae.predict(shown, verbose=0)], axis=1)
     pairs = pairs.reshape((-1,) + x.shape[1:])
@@ -114,12 +167,37 @@ def main(argv=None):
             keras_cool.utils.tile_images(images, rows=rows), path
         )
         print("wrote", path)
+    return shown, pairs
 
+
+# ## Saving and reloading
+#
+# The model, with its `VariationalSampling` layer and the custom loss,
+# saves to `.keras` and loads back in safe mode with the same outputs.
+
+
+def save_and_reload(vae, shown, pairs, args):
     path = os.path.join(args.output_dir, "vae.keras")
     vae.save(path)
     loaded = keras.saving.load_model(path)  # safe mode
     same = np.allclose(loaded.predict(shown, verbose=0), pairs[1::2], atol=1e-5)
     print(f"saved and reloaded {path} in safe mode: same outputs {same}")
+    return same
+
+
+# ## Putting it together
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    x = load_data(args)
+    vae, decoder, reconstruction = build_vae(x.shape[1:], args)
+    train(vae, x, args)
+    total, recon, kl = evaluate(vae, reconstruction, x, args)
+    rng = np.random.default_rng(args.seed)
+    shown, pairs = save_images(vae, decoder, x, rng, args)
+    same = save_and_reload(vae, shown, pairs, args)
     print(
         f"RESULT reconstruction={recon:.4f} kl={kl:.4f} "
         f"loss={total:.4f} reload_ok={int(same)}"

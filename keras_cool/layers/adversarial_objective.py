@@ -118,6 +118,9 @@ class AdversarialObjective(keras.layers.Layer):
         (2019); Ganin and Lempitsky, ICML 2015 (gradient reversal).
     """
 
+    # The names `loss` accepts (aliases aside), e.g. for a CLI's choices.
+    LOSSES = tuple(sorted(OBJECTIVES))
+
     def __init__(
         self,
         discriminator,
@@ -132,7 +135,8 @@ class AdversarialObjective(keras.layers.Layer):
         if name not in OBJECTIVES:
             valid = sorted(OBJECTIVES) + sorted(ALIASES)
             raise ValueError(f"Unknown GAN loss {loss!r}: use one of {valid}.")
-        two_pass_ok = OBJECTIVES[name][2]
+        objective = OBJECTIVES[name]
+        two_pass_ok = objective.reversal_exact
         if passes is None:
             passes = 2 if two_pass_ok else 3
         if passes not in (2, 3):
@@ -160,7 +164,7 @@ class AdversarialObjective(keras.layers.Layer):
             )
         self.separate_batches = separate_batches
         self._has_batch_norm = None
-        self._d_loss, self._g_loss = OBJECTIVES[name][:2]
+        self._d_loss, self._g_loss = objective.d_loss, objective.g_loss
         mode = "reverse" if passes == 2 else "scale"
         self.generator_switch = GradientSwitch(
             mode, scale=self.generator_weight, name="generator_switch"

@@ -17,6 +17,9 @@ The author's code also halves the Ra losses; the paper (and this module)
 does not.
 """
 
+from typing import Callable
+from typing import NamedTuple
+
 import keras
 from keras import ops
 
@@ -374,47 +377,58 @@ def _generator_only(fn):
     return lambda real, gen: fn(gen)
 
 
-# name -> (discriminator loss(real, gen), generator loss(real, gen),
-#          whether the generator loss is minus the discriminator's
-#          generated-data term, so that a gradient-reversal form with two
-#          discriminator passes is exact). No label smoothing.
+class _Objective(NamedTuple):
+    """One GAN objective as `AdversarialObjective` uses it.
+
+    `d_loss(real, gen)` and `g_loss(real, gen)` take discriminator outputs;
+    `reversal_exact` says whether the generator loss is minus the
+    discriminator's generated-data term, so that the 2-pass
+    gradient-reversal form is exact. No label smoothing.
+    """
+
+    d_loss: Callable
+    g_loss: Callable
+    reversal_exact: bool
+
+
+# name -> _Objective(d_loss, g_loss, reversal_exact).
 OBJECTIVES = {
-    "minimax": (
+    "minimax": _Objective(
         lambda real, gen: minimax_discriminator_loss(real, gen, 0.0),
         _generator_only(minimax_generator_loss),
         True,
     ),
-    "modified": (
+    "modified": _Objective(
         lambda real, gen: modified_discriminator_loss(real, gen, 0.0),
         _generator_only(modified_generator_loss),
         False,
     ),
-    "wasserstein": (
+    "wasserstein": _Objective(
         wasserstein_discriminator_loss,
         _generator_only(wasserstein_generator_loss),
         True,
     ),
-    "hinge": (
+    "hinge": _Objective(
         wasserstein_hinge_discriminator_loss,
         _generator_only(wasserstein_hinge_generator_loss),
         False,
     ),
-    "least_squares": (
+    "least_squares": _Objective(
         least_squares_discriminator_loss,
         _generator_only(least_squares_generator_loss),
         False,
     ),
-    "rsgan": (
+    "rsgan": _Objective(
         relativistic_discriminator_loss,
         relativistic_generator_loss,
         False,
     ),
-    "rasgan": (
+    "rasgan": _Objective(
         relativistic_average_discriminator_loss,
         relativistic_average_generator_loss,
         False,
     ),
-    "ralsgan": (
+    "ralsgan": _Objective(
         relativistic_average_least_squares_discriminator_loss,
         relativistic_average_least_squares_generator_loss,
         False,

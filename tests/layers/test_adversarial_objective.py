@@ -7,7 +7,7 @@ from keras_cool.losses.gan import OBJECTIVES
 from keras_cool.testing import run_model_saving_test
 
 CASES = [(name, 3) for name in sorted(OBJECTIVES)] + [
-    (name, 2) for name in sorted(OBJECTIVES) if OBJECTIVES[name][2]
+    (name, 2) for name in sorted(OBJECTIVES) if OBJECTIVES[name].reversal_exact
 ]
 LAMBDA = 0.7
 
@@ -42,7 +42,7 @@ def test_gradients_are_routed_exactly(loss, passes, separate, backend_grad):
     objective = AdversarialObjective(
         discriminator, loss, LAMBDA, passes=passes, separate_batches=separate
     )
-    d_loss, g_loss = OBJECTIVES[loss][:2]
+    d_loss, g_loss, _ = OBJECTIVES[loss]
     real, noise = data()
     d_vars = discriminator.trainable_variables
     g_vars = generator.trainable_variables
@@ -90,7 +90,7 @@ def test_batch_norm_discriminator_in_training_mode(backend_grad):
     generator, discriminator = networks(batch_norm=True)
     objective = AdversarialObjective(discriminator, "rsgan", LAMBDA)
     assert objective._separate()  # auto: BatchNormalization found
-    d_loss, g_loss = OBJECTIVES["rsgan"][:2]
+    d_loss, g_loss, _ = OBJECTIVES["rsgan"]
     real, noise = data()
     d_vars = discriminator.trainable_variables
     g_vars = generator.trainable_variables
@@ -200,3 +200,12 @@ def test_bad_arguments_are_explained():
     assert layer.passes == 3
     with pytest.raises(ValueError, match="real_samples, generated_samples"):
         layer(np.zeros((2, 2), "float32"))
+
+
+def test_losses_lists_every_accepted_name():
+    assert AdversarialObjective.LOSSES == tuple(sorted(OBJECTIVES))
+    discriminator = networks()[1]
+    for loss in AdversarialObjective.LOSSES:
+        assert AdversarialObjective(discriminator, loss=loss).loss == loss
+    with pytest.raises(ValueError, match="Unknown GAN loss"):
+        AdversarialObjective(discriminator, loss="not_a_loss")

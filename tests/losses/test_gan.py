@@ -170,3 +170,20 @@ def test_two_pass_objectives_are_minus_the_fake_term():
         g_shift = value(g_loss, zeros, GEN) - value(g_loss, zeros, zeros)
         assert np.isclose(g_shift, -fake_term, atol=1e-5) == two_pass, name
     assert set(ALIASES.values()) <= set(OBJECTIVES)
+
+
+def test_objectives_are_read_by_name():
+    for name, objective in OBJECTIVES.items():
+        assert objective.d_loss is objective[0], name
+        assert objective.g_loss is objective[1], name
+        assert isinstance(objective.reversal_exact, bool), name
+    exact = {n for n, o in OBJECTIVES.items() if o.reversal_exact}
+    assert exact == {"minimax", "wasserstein"}
+
+
+def test_losses_reexports_every_gan_loss():
+    from keras_cool.losses import gan
+
+    assert losses.__all__ == gan.__all__
+    for name in gan.__all__:
+        assert getattr(losses, name) is getattr(gan, name), name

@@ -1,0 +1,86 @@
+"""Timing shared by the benchmarks: interleaved repeats and the ratio line.
+
+Not a benchmark itself (the leading underscore keeps it out of the
+benchmark runs). Benchmarks import it as `from _timing import interleaved`:
+the folder of a script run as `python benchmarks/x.py` is on `sys.path`.
+
+Every benchmark ends with one line `NAME: ratio=R (...)` (checked by
+`tests/test_scripts.py`); `ratio_line` writes it, with the ratio of the
+medians and the ratio of the minimums side by side: on a shared machine the
+minimum is often the steadier of the two.
+"""
+
+import time
+
+import numpy as np
+
+
+def timed(fn):
+    """Return (seconds, result) of one call of `fn()`."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def interleaved(runners, repeats, rotate=False, per=1, self_timed=False):
+    """Call every runner once per repeat, in turn; return {name: [seconds]}.
+
+    Interleaving spreads the load of other programs over all runners alike.
+    With `rotate`, repeat i starts at runner i (mod the number of runners),
+    so that no runner always runs first. The wall time of each call is one
+    sample; with `self_timed`, each runner times itself and returns a list
+    of samples instead. Every sample is divided by `per` (e.g. the number
+    of steps, for seconds per step).
+    """
+    runners = list(runners.items())
+    times = {name: [] for name, _ in runners}
+    for i in range(repeats):
+        start = i % len(runners) if rotate else 0
+        for name, fn in runners[start:] + runners[:start]:
+            seconds, result = timed(fn)
+            samples = result if self_timed else [seconds]
+            times[name].extend(s / per for s in samples)
+    return times
+
+
+def medians(times):
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def minimums(times):
+    return {name: float(np.min(t)) for name, t in times.items()}
+
+
+def print_times(times, scale=1.0, unit="s"):
+    """One line per runner: median, minimum and every sample."""
+    median, best = medians(times), minimums(times)
+    width = max(len(name) for name in times)
+    for name, samples in times.items():
+        spread = ", ".join(f"{scale * s:.4g}" for s in samples)
+        print(
+            f"  {name:>{width}}: median {scale * median[name]:.4g} {unit}, "
+            f"min {scale * best[name]:.4g} {unit} ({spread})"
+        )
+
+
+def ratio_line(name, times, a, b, by="median", ratio=None, extra=()):
+    """The benchmark's last line, `NAME: ratio=R (...)`.
+
+    R is `a`'s time over `b`'s, of the medians (`by="median"`) or of the
+    minimums (`by="min"`), unless `ratio` gives it (e.g. a paired ratio).
+    The parentheses hold the medians of `a` and `b`, both ratios and the
+    `extra` strings.
+    """
+    median, best = medians(times), minimums(times)
+    by_median = median[a] / median[b]
+    by_min = best[a] / best[b]
+    if ratio is None:
+        ratio = {"median": by_median, "min": by_min}[by]
+    parts = [
+        f"{a}={median[a]:.4g} s",
+        f"{b}={median[b]:.4g} s",
+        f"median ratio={by_median:.3f}",
+        f"min ratio={by_min:.3f}",
+        *extra,
+    ]
+    return f"{name}: ratio={ratio:.3f} ({', '.join(parts)})"
