@@ -3,10 +3,11 @@
 import contextlib
 import math
 import os
-import tempfile
 
 import keras
 import numpy as np
+
+from keras_cool._io import atomic_write
 
 __all__ = ["Evaluator"]
 
@@ -132,19 +133,11 @@ class Evaluator(keras.callbacks.Callback):
         return value < self.best
 
     def _save(self, model):
-        folder = os.path.dirname(os.path.abspath(self.filepath))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=".tmp-", suffix=".weights.h5", dir=folder
+        atomic_write(
+            self.filepath,
+            lambda tmp: model.save_weights(tmp, overwrite=True),
+            as_path=True,
         )
-        os.close(fd)
-        try:
-            model.save_weights(tmp, overwrite=True)
-            os.replace(tmp, self.filepath)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
 
     def _evaluate(self, model):
         value = self.evaluate_fn(model)

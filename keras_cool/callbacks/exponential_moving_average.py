@@ -21,14 +21,13 @@ without the callback runs the model's plain train function.
 """
 
 import contextlib
-import os
-import tempfile
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_cool._backend import make_ema_average
+from keras_cool._io import atomic_write
 
 __all__ = ["ExponentialMovingAverage"]
 
@@ -41,20 +40,6 @@ CHAIN_ATTR = "_keras_cool_ema_chain"
 
 def _is_float(dtype):
     return "float" in keras.backend.standardize_dtype(dtype)
-
-
-def _atomic_savez(path, arrays):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.npz")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 @keras.saving.register_keras_serializable(package="keras_cool")
@@ -295,7 +280,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         for i, shadow in enumerate(self._shadows):
             arrays[f"shadow_{i}"] = np.array(shadow.numpy())
         arrays["paths"] = np.array([v.path for v in self._variables])
-        _atomic_savez(path, arrays)
+        atomic_write(path, lambda f: np.savez(f, **arrays))
         return path
 
     def load_state(self, path):
