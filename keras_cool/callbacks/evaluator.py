@@ -8,6 +8,8 @@ import keras
 import numpy as np
 
 from keras_cool._io import atomic_write
+from keras_cool.callbacks._checks import check_count
+from keras_cool.callbacks._checks import check_weights_context
 
 __all__ = ["Evaluator"]
 
@@ -103,16 +105,8 @@ class Evaluator(keras.callbacks.Callback):
                 "filepath must end in `.weights.h5` (Keras's weights "
                 f"format), got {filepath!r}."
             )
-        if isinstance(every_n_epochs, bool) or int(every_n_epochs) < 1:
-            raise ValueError(
-                f"every_n_epochs must be an integer >= 1, got {every_n_epochs}."
-            )
-        if weights_context is not None and not callable(weights_context):
-            raise TypeError(
-                "weights_context must be a zero-argument callable returning "
-                "a context manager (e.g. ema.swapped_weights), got "
-                f"{weights_context!r}."
-            )
+        check_count("every_n_epochs", every_n_epochs)
+        check_weights_context(weights_context)
         self.evaluate_fn = evaluate_fn
         self.name = name
         self.mode = mode

@@ -6,7 +6,10 @@ import os
 import keras
 import numpy as np
 
-from keras_cool.callbacks._step import optimizer_iterations
+from keras_cool.callbacks._checks import check_count
+from keras_cool.callbacks._checks import check_weights_context
+from keras_cool.callbacks._optimizer import StepClock
+from keras_cool.callbacks._optimizer import optimizer_iterations
 from keras_cool.utils.image_grid import plot_points
 from keras_cool.utils.image_grid import save_png
 from keras_cool.utils.image_grid import tile_images
@@ -110,16 +113,8 @@ class SampleGrid(keras.callbacks.Callback):
             raise ValueError(
                 f'mode must be "images" or "points", got {mode!r}.'
             )
-        for name, value in (
-            ("every_n_epochs", every_n_epochs),
-            ("every_n_steps", every_n_steps),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or int(value) < 1
-            ):
-                raise ValueError(
-                    f"{name} must be an integer >= 1 or None, got {value}."
-                )
+        check_count("every_n_epochs", every_n_epochs, optional=True)
+        check_count("every_n_steps", every_n_steps, optional=True)
         if every_n_epochs is None and every_n_steps is None:
             raise ValueError(
                 "Give every_n_epochs or every_n_steps (or both); with "
@@ -132,11 +127,7 @@ class SampleGrid(keras.callbacks.Callback):
                 "filepath may only use the fields {epoch} and {step}, got "
                 f"{filepath!r} ({error!r})."
             ) from error
-        if weights_context is not None and not callable(weights_context):
-            raise TypeError(
-                "weights_context must be a zero-argument callable returning "
-                f"a context manager, got {weights_context!r}."
-            )
+        check_weights_context(weights_context)
         self.generator = generator
         self.inputs = inputs
         self.filepath = os.fspath(filepath)
@@ -153,6 +144,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.verbose = verbose
         self.paths = []
         self._last_step = None
+        self._clock = StepClock()
 
     def generate(self):
         """Runs the generator on the fixed inputs; returns a numpy array."""
@@ -199,17 +191,17 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._epoch = 0
-        self._epoch_start = optimizer_iterations(self.model) or 0
+        self._clock.on_train_begin(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         if self.every_n_steps:
-            self._epoch_start = optimizer_iterations(self.model) or 0
+            self._clock.on_epoch_begin(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self.every_n_steps:
             return
-        step = self._epoch_start + batch
+        step = self._clock.step(batch)
         if step and step % self.every_n_steps == 0 and step != self._last_step:
             self._write(self._epoch + 1, step)
 

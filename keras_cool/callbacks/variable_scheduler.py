@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_cool.callbacks._step import optimizer_iterations
+from keras_cool.callbacks._optimizer import StepClock
 
 __all__ = ["VariableScheduler"]
 
@@ -112,6 +112,7 @@ class VariableScheduler(keras.callbacks.Callback):
         self.name = variable.name if name is None else name
         self.verbose = verbose
         self._last = None
+        self._clock = StepClock()
 
     def _value(self, index):
         value = np.asarray(self.schedule(index), dtype=self.variable.dtype)
@@ -145,17 +146,17 @@ class VariableScheduler(keras.callbacks.Callback):
                 "`layer.add_weight(...)`."
             )
         self._last = None
-        self._epoch_start = optimizer_iterations(model) or 0
+        self._clock.on_train_begin(model)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.per == "epoch":
             self._assign(epoch)
         else:
-            self._epoch_start = optimizer_iterations(self.model) or 0
+            self._clock.on_epoch_begin(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.per == "step":
-            self._assign(self._epoch_start + batch)
+            self._assign(self._clock.step(batch))
 
     def on_epoch_end(self, epoch, logs=None):
         if self._last is None:
