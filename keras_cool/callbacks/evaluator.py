@@ -14,7 +14,6 @@ from keras_cool.callbacks._checks import check_weights_context
 __all__ = ["Evaluator"]
 
 
-@keras.saving.register_keras_serializable(package="keras_cool")
 class Evaluator(keras.callbacks.Callback):
     """Calls `evaluate_fn(model)` at epoch end, logs it, saves the best.
 
@@ -43,7 +42,7 @@ class Evaluator(keras.callbacks.Callback):
 
     Args:
         evaluate_fn: Python callable, `evaluate_fn(model) -> float`; called
-            with the model being trained. Not serialized by `get_config`.
+            with the model being trained.
         name: key of the value in `logs` (e.g. `"val_cluster_acc"`).
         mode: `"max"` if larger is better, `"min"` if smaller is better.
         filepath: where to keep the best weights, ending in `.weights.h5`;
@@ -53,7 +52,7 @@ class Evaluator(keras.callbacks.Callback):
         initial_value_threshold: a value must beat this to count as the
             first best (like `ModelCheckpoint`'s).
         weights_context: optional zero-argument callable returning a context
-            manager, see above. Not serialized by `get_config`.
+            manager, see above.
         verbose: 1 prints the value and whether it was saved.
 
     Example:
@@ -168,23 +167,3 @@ class Evaluator(keras.callbacks.Callback):
                 f"\nEpoch {epoch + 1}: {self.name} = {value:.6g}"
                 + (note if improved else f", best {self.best:.6g}")
             )
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "mode": self.mode,
-            "filepath": self.filepath,
-            "every_n_epochs": self.every_n_epochs,
-            "initial_value_threshold": self.initial_value_threshold,
-            "verbose": self.verbose,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        if "evaluate_fn" not in config:
-            raise ValueError(
-                "Evaluator's evaluate_fn (and weights_context) are Python "
-                "callables and are not serialized; rebuild it with "
-                "Evaluator(evaluate_fn, **config)."
-            )
-        return cls(**config)

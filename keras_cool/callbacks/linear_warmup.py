@@ -7,7 +7,7 @@ from keras_cool.callbacks._checks import check_count
 from keras_cool.callbacks._optimizer import StepClock
 from keras_cool.callbacks._optimizer import inner_optimizer
 from keras_cool.callbacks._optimizer import optimizer_iterations
-from keras_cool.callbacks.warmup_schedule import WarmupSchedule
+from keras_cool.optimizers.schedules.warmup_schedule import WarmupSchedule
 
 __all__ = ["LinearWarmup"]
 

@@ -17,7 +17,6 @@ from keras_cool.utils.image_grid import tile_images
 __all__ = ["SampleGrid"]
 
 
-@keras.saving.register_keras_serializable(package="keras_cool")
 class SampleGrid(keras.callbacks.Callback):
     """Every N epochs or steps, saves one PNG of generated samples.
 
@@ -41,9 +40,9 @@ class SampleGrid(keras.callbacks.Callback):
     Args:
         generator: a Keras layer or model (called with `training=False`), a
             Python callable `generator(inputs) -> array`, or `None` for the
-            model being trained. Not serialized by `get_config`.
+            model being trained.
         inputs: the fixed inputs (numpy array, or list of arrays) passed to
-            the generator. Not serialized by `get_config`.
+            the generator.
         filepath: PNG path pattern, formatted with `epoch` (epochs completed
             for epoch frames, the current 1-based epoch for step frames) and
             `step` (optimizer steps completed), e.g.
@@ -65,7 +64,7 @@ class SampleGrid(keras.callbacks.Callback):
         weights_context: optional zero-argument callable returning a
             context manager during which the model holds other weights
             (e.g. an EMA callback's `swapped_weights`); frames are generated
-            inside it. Not serialized by `get_config`.
+            inside it.
         verbose: 1 prints each written path.
 
     Example:
@@ -215,32 +214,3 @@ class SampleGrid(keras.callbacks.Callback):
         step = optimizer_iterations(self.model) or 0
         if step and step % self.every_n_steps == 0 and step != self._last_step:
             self._write(self._epoch + 1, step)
-
-    def get_config(self):
-        return {
-            "filepath": self.filepath,
-            "every_n_epochs": self.every_n_epochs,
-            "every_n_steps": self.every_n_steps,
-            "mode": self.mode,
-            "value_range": list(self.value_range),
-            "image_shape": None
-            if self.image_shape is None
-            else list(self.image_shape),
-            "rows": self.rows,
-            "size": self.size,
-            "limits": None if self.limits is None else list(self.limits),
-            "reference": None
-            if self.reference is None
-            else np.asarray(self.reference).tolist(),
-            "verbose": self.verbose,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        if "generator" not in config or "inputs" not in config:
-            raise ValueError(
-                "SampleGrid's generator, inputs and weights_context are not "
-                "serialized; rebuild it with SampleGrid(generator, inputs, "
-                "**config)."
-            )
-        return cls(**config)

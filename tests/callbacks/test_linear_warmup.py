@@ -4,7 +4,6 @@ import pytest
 from keras import ops
 
 from keras_cool.callbacks import LinearWarmup
-from keras_cool.callbacks.warmup_schedule import WarmupSchedule
 
 
 def mean_output(y_true, y_pred):
@@ -128,21 +127,6 @@ def test_unfinished_schedule_warmup_resumes_in_next_fit():
     np.testing.assert_allclose(
         used, [0.075, 0.1, 0.1, 0.1], rtol=1e-4, atol=1e-6
     )
-
-
-def test_warmup_schedule_serializes():
-    schedule = WarmupSchedule(
-        keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5), 4, 2
-    )
-    restored = keras.optimizers.schedules.deserialize(
-        keras.optimizers.schedules.serialize(schedule)
-    )
-    assert isinstance(restored, WarmupSchedule)
-    for step in [0, 2, 3, 5, 6, 20]:
-        np.testing.assert_allclose(
-            float(restored(step)), float(schedule(step)), rtol=1e-6
-        )
-    np.testing.assert_allclose(float(schedule(3)), 0.1 * 0.5**0.3 / 2)
 
 
 def test_bad_arguments_are_clear_errors():

@@ -119,19 +119,6 @@ def test_untracked_variable_is_a_clear_error():
         fit(model, [scheduler])
 
 
-def test_config_round_trip():
-    variable = keras.Variable(1.0)
-    scheduler = VariableScheduler(variable, step_schedule, per="epoch")
-    config = scheduler.get_config()
-    assert config == {"per": "epoch", "name": variable.name, "verbose": 0}
-    with pytest.raises(ValueError, match="not serialized"):
-        VariableScheduler.from_config(config)
-    restored = VariableScheduler.from_config(
-        dict(config, variable=variable, schedule=step_schedule)
-    )
-    assert restored.get_config() == config
-
-
 def test_epoch_losses_and_progress_bar_with_async_dispatch(capsys):
     # No callback overrides a batch-end hook here, so Keras dispatches them
     # asynchronously (JAX); the epoch means show every per-step write landed.
