@@ -4,6 +4,7 @@ import pytest
 from keras import ops
 
 from keras_cool.callbacks import VariableScheduler
+from tests.callbacks.conftest import StepLosses
 
 
 class ScaledLoss(keras.layers.Layer):
@@ -16,23 +17,6 @@ class ScaledLoss(keras.layers.Layer):
     def call(self, x):
         self.add_loss(self.scale * ops.mean(ops.ones_like(x)))
         return x
-
-
-class StepLosses(keras.callbacks.Callback):
-    """Per-step losses from the running mean in the logs, with no state sync
-    (a sync here would hide a scheduler that writes without one on JAX)."""
-
-    def __init__(self):
-        super().__init__()
-        self.losses = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._mean = 0.0
-
-    def on_train_batch_end(self, batch, logs=None):
-        mean = logs["loss"]
-        self.losses.append((batch + 1) * mean - batch * self._mean)
-        self._mean = mean
 
 
 def make_model():
