@@ -1,23 +1,21 @@
 """Exponential moving average (EMA) of a model's weights, as a callback.
 
-Where the update runs: the callback replaces `model.train_function` with a
-small dispatcher that runs a train function built from `model.train_step`
-(a public override point) followed by the EMA update, so the update is
-traced into the same compiled function as the optimizer step. Each set of
-active EMA callbacks is compiled once and cached on the model; a `fit`
-without the callback runs the model's plain train function.
+Where the update runs: the callback is a member of the model's train-step
+hook (`keras_cool/callbacks/_train_step_hook.py`), so the update is traced
+into the same compiled function as the optimizer step, right after it.
 
-- TensorFlow: the update is part of the `tf.function`, ordered after the
-  optimizer's assignments, and compiled with XLA even when the step is not
-  (`keras_cool/_backend.py`): one fused pass per weight.
-- JAX: `train_step` is stateless, `(state, data) -> (logs, state)`. The
-  dispatcher carries the step counter and shadow weights through the jitted
-  step as extra entries at the end of the state's metrics-variables list;
-  they are split off again before the trainer sees the state. So the update
-  is inside the jitted step, nothing is added to the model's variables, and
-  nothing syncs per step.
-- torch: `train_step` runs eagerly (or under `torch.compile`); the update
-  runs right after the optimizer step, one in-place `lerp_` per weight.
+- TensorFlow: `update_in_place` is part of the `tf.function`, ordered
+  after the optimizer's assignments, and compiled with XLA even when the
+  step is not (`keras_cool/_backend.py`): one fused pass per weight.
+- JAX: `advance` is the pure update of `[step, *shadows]`; the hook
+  carries that state through the jitted step, so nothing is added to the
+  model's variables and nothing syncs per step. `_sync` writes the live
+  state back into the callback's variables when it is read.
+- torch: `update_in_place` runs right after the optimizer step, one
+  in-place `lerp_` per weight.
+
+The decay and `update_every` logic is written once (`_plan`); both forms
+use it.
 """
 
 import contextlib
