@@ -404,12 +404,17 @@ def _rewrite_paths(path, change):
     np.savez(path, **arrays)
 
 
-def test_saved_paths_refuse_a_reordered_state(tmp_path):
+def _trained_state(tmp_path):
     model = compiled(_two_square_layers())
     ema = ExponentialMovingAverage()
     model.fit(X[:, :3], X[:, :3], verbose=0, callbacks=[ema])
     path = str(tmp_path / "state.npz")
     ema.save_state(path)
+    return model, ema, path
+
+
+def test_saved_paths_refuse_a_reordered_state(tmp_path):
+    model, ema, path = _trained_state(tmp_path)
 
     # Other names, same shapes: accepted (names depend on the session).
     _rewrite_paths(path, lambda paths: [f"renamed/{p}" for p in paths])
@@ -436,11 +441,7 @@ def test_saved_paths_refuse_a_reordered_state(tmp_path):
 
 
 def test_shape_error_names_the_saved_path(tmp_path):
-    model = compiled(_two_square_layers())
-    ema = ExponentialMovingAverage()
-    model.fit(X[:, :3], X[:, :3], verbose=0, callbacks=[ema])
-    path = str(tmp_path / "state.npz")
-    ema.save_state(path)
+    _, _, path = _trained_state(tmp_path)
     inp = keras.Input((3,))
     h = keras.layers.Dense(4, name="first")(inp)
     other = keras.Model(inp, keras.layers.Dense(3, name="second")(h))
