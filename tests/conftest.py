@@ -5,11 +5,19 @@ Markers:
     multi_device(n): needs at least n devices, skipped otherwise (on the
         CPU, set XLA_FLAGS=--xla_force_host_platform_device_count=2 for JAX).
     slow: runs a whole example or benchmark script.
+
+Fixtures: `backend` (the backend's name), `repo_root`, and `backend_grad`:
+`backend_grad(fn, variables)` returns the gradients of the scalar `fn()`
+with respect to Keras variables, as numpy arrays, using the backend's own
+autodiff (`tf.GradientTape`, `jax.grad` through a `keras.StatelessScope`,
+`torch.autograd.grad`) as a test reference. Library code may not import a
+backend; tests may.
 """
 
 import os
 
 import keras
+import numpy as np
 import pytest
 
 BACKEND = keras.backend.backend()
@@ -65,3 +73,52 @@ def backend():
 @pytest.fixture
 def repo_root():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tensorflow_grad(fn, variables):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        for v in variables:
+            tape.watch(v.value)
+        loss = fn()
+    grads = tape.gradient(loss, [v.value for v in variables])
+    return [
+        np.zeros(v.shape) if g is None else np.asarray(g)
+        for v, g in zip(variables, grads)
+    ]
+
+
+def _jax_grad(fn, variables):
+    import jax
+
+    def pure(values):
+        mapping = list(zip(variables, values))
+        with keras.StatelessScope(state_mapping=mapping):
+            return fn()
+
+    grads = jax.grad(pure)([v.value for v in variables])
+    return [np.asarray(g) for g in grads]
+
+
+def _torch_grad(fn, variables):
+    import torch
+
+    loss = fn()
+    grads = torch.autograd.grad(
+        loss, [v.value for v in variables], allow_unused=True
+    )
+    return [
+        np.zeros(v.shape) if g is None else g.detach().cpu().numpy()
+        for v, g in zip(variables, grads)
+    ]
+
+
+@pytest.fixture
+def backend_grad():
+    """`grad(fn, variables)` -> list of numpy gradients of scalar `fn()`."""
+    return {
+        "tensorflow": _tensorflow_grad,
+        "jax": _jax_grad,
+        "torch": _torch_grad,
+    }[BACKEND]

@@ -1,6 +1,8 @@
 """Guards that keep the house clean.
 
-- Every public Keras object is registered under `keras_cool>`.
+- Every public Keras object is registered under `keras_cool>`; a public
+  callback is registered exactly when it defines `get_config` (Keras core
+  callbacks have no config; ones built from Python callables stay so).
 - No module imports `keras.src` or a backend package, except the modules
   in `BACKEND_MODULES`, which may import the backends they name (and still
   never `keras.src`). Add one only where a backend truly must differ.
@@ -38,6 +40,8 @@ SUBPACKAGES = [
     "capture",
     "data",
     "losses",
+    "optimizers",
+    "optimizers.schedules",
     "testing",
     "utils",
 ]
@@ -54,7 +58,6 @@ KERAS_BASES = (
     keras.layers.Layer,
     keras.losses.Loss,
     keras.metrics.Metric,
-    keras.callbacks.Callback,
     keras.initializers.Initializer,
     keras.regularizers.Regularizer,
     keras.constraints.Constraint,
@@ -87,13 +90,31 @@ def public_classes():
     return {k: v for k, v in public_objects().items() if inspect.isclass(v)}
 
 
+def has_own_config(cls):
+    """Whether `cls` or a keras_cool base of it defines `get_config`."""
+    return any(
+        "get_config" in vars(base)
+        for base in cls.__mro__
+        if base.__module__.startswith("keras_cool")
+    )
+
+
+def is_serializable_callback(obj):
+    return (
+        inspect.isclass(obj)
+        and issubclass(obj, keras.callbacks.Callback)
+        and has_own_config(obj)
+    )
+
+
 def keras_objects():
-    """Classes deriving from a Keras base, and the public loss functions."""
+    """Classes deriving from a Keras base, callbacks with a config of their
+    own, and the public loss functions."""
     objects = {}
     for path, obj in public_objects().items():
         is_keras_class = inspect.isclass(obj) and issubclass(obj, KERAS_BASES)
         is_loss_fn = inspect.isfunction(obj) and ".losses." in path
-        if is_keras_class or is_loss_fn:
+        if is_keras_class or is_loss_fn or is_serializable_callback(obj):
             objects[path] = obj
     return objects
 
@@ -123,6 +144,29 @@ def test_public_keras_object_is_registered(path):
         '@keras.saving.register_keras_serializable(package="keras_cool")'
     )
     assert keras.saving.get_registered_object(name) is obj
+
+
+def public_callbacks():
+    return {
+        path: obj
+        for path, obj in public_classes().items()
+        if issubclass(obj, keras.callbacks.Callback)
+    }
+
+
+@pytest.mark.parametrize("path", sorted(public_callbacks()))
+def test_callback_registered_exactly_when_it_has_a_config(path):
+    cls = public_callbacks()[path]
+    registered = keras.saving.get_registered_object(
+        f"keras_cool>{cls.__name__}"
+    )
+    if has_own_config(cls):
+        assert registered is cls, f"{path} has get_config: register it"
+    else:
+        assert registered is None, (
+            f"{path} has no get_config (its arguments are Python "
+            "callables): do not register it"
+        )
 
 
 def imported_modules(path):

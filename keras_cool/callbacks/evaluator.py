@@ -3,15 +3,17 @@
 import contextlib
 import math
 import os
-import tempfile
 
 import keras
 import numpy as np
 
+from keras_cool._io import atomic_write
+from keras_cool.callbacks._checks import check_count
+from keras_cool.callbacks._checks import check_weights_context
+
 __all__ = ["Evaluator"]
 
 
-@keras.saving.register_keras_serializable(package="keras_cool")
 class Evaluator(keras.callbacks.Callback):
     """Calls `evaluate_fn(model)` at epoch end, logs it, saves the best.
 
@@ -40,7 +42,7 @@ class Evaluator(keras.callbacks.Callback):
 
     Args:
         evaluate_fn: Python callable, `evaluate_fn(model) -> float`; called
-            with the model being trained. Not serialized by `get_config`.
+            with the model being trained.
         name: key of the value in `logs` (e.g. `"val_cluster_acc"`).
         mode: `"max"` if larger is better, `"min"` if smaller is better.
         filepath: where to keep the best weights, ending in `.weights.h5`;
@@ -50,7 +52,7 @@ class Evaluator(keras.callbacks.Callback):
         initial_value_threshold: a value must beat this to count as the
             first best (like `ModelCheckpoint`'s).
         weights_context: optional zero-argument callable returning a context
-            manager, see above. Not serialized by `get_config`.
+            manager, see above.
         verbose: 1 prints the value and whether it was saved.
 
     Example:
@@ -102,16 +104,8 @@ class Evaluator(keras.callbacks.Callback):
                 "filepath must end in `.weights.h5` (Keras's weights "
                 f"format), got {filepath!r}."
             )
-        if isinstance(every_n_epochs, bool) or int(every_n_epochs) < 1:
-            raise ValueError(
-                f"every_n_epochs must be an integer >= 1, got {every_n_epochs}."
-            )
-        if weights_context is not None and not callable(weights_context):
-            raise TypeError(
-                "weights_context must be a zero-argument callable returning "
-                "a context manager (e.g. ema.swapped_weights), got "
-                f"{weights_context!r}."
-            )
+        check_count("every_n_epochs", every_n_epochs)
+        check_weights_context(weights_context)
         self.evaluate_fn = evaluate_fn
         self.name = name
         self.mode = mode
@@ -132,19 +126,11 @@ class Evaluator(keras.callbacks.Callback):
         return value < self.best
 
     def _save(self, model):
-        folder = os.path.dirname(os.path.abspath(self.filepath))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=".tmp-", suffix=".weights.h5", dir=folder
+        atomic_write(
+            self.filepath,
+            lambda tmp: model.save_weights(tmp, overwrite=True),
+            as_path=True,
         )
-        os.close(fd)
-        try:
-            model.save_weights(tmp, overwrite=True)
-            os.replace(tmp, self.filepath)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
 
     def _evaluate(self, model):
         value = self.evaluate_fn(model)
@@ -181,23 +167,3 @@ class Evaluator(keras.callbacks.Callback):
                 f"\nEpoch {epoch + 1}: {self.name} = {value:.6g}"
                 + (note if improved else f", best {self.best:.6g}")
             )
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "mode": self.mode,
-            "filepath": self.filepath,
-            "every_n_epochs": self.every_n_epochs,
-            "initial_value_threshold": self.initial_value_threshold,
-            "verbose": self.verbose,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        if "evaluate_fn" not in config:
-            raise ValueError(
-                "Evaluator's evaluate_fn (and weights_context) are Python "
-                "callables and are not serialized; rebuild it with "
-                "Evaluator(evaluate_fn, **config)."
-            )
-        return cls(**config)

@@ -1,60 +1,62 @@
 """Exponential moving average (EMA) of a model's weights, as a callback.
 
-Where the update runs: the callback replaces `model.train_function` with a
-small dispatcher that runs a train function built from `model.train_step`
-(a public override point) followed by the EMA update, so the update is
-traced into the same compiled function as the optimizer step. Each set of
-active EMA callbacks is compiled once and cached on the model; a `fit`
-without the callback runs the model's plain train function.
+Where the update runs: the callback is a member of the model's train-step
+hook (`keras_cool/callbacks/_train_step_hook.py`), so the update is traced
+into the same compiled function as the optimizer step, right after it.
 
-- TensorFlow: the update is part of the `tf.function`, ordered after the
-  optimizer's assignments, and compiled with XLA even when the step is not
-  (`keras_cool/_backend.py`): one fused pass per weight.
-- JAX: `train_step` is stateless, `(state, data) -> (logs, state)`. The
-  dispatcher carries the step counter and shadow weights through the jitted
-  step as extra entries at the end of the state's metrics-variables list;
-  they are split off again before the trainer sees the state. So the update
-  is inside the jitted step, nothing is added to the model's variables, and
-  nothing syncs per step.
-- torch: `train_step` runs eagerly (or under `torch.compile`); the update
-  runs right after the optimizer step, one in-place `lerp_` per weight.
+- TensorFlow: `update_in_place` is part of the `tf.function`, ordered
+  after the optimizer's assignments, and compiled with XLA even when the
+  step is not (`keras_cool/_backend.py`): one fused pass per weight.
+- JAX: `advance` is the pure update of `[step, *shadows]`; the hook
+  carries that state through the jitted step, so nothing is added to the
+  model's variables and nothing syncs per step. `_sync` writes the live
+  state back into the callback's variables when it is read.
+- torch: `update_in_place` runs right after the optimizer step, one
+  in-place `lerp_` per weight.
+
+The decay and `update_every` logic is written once (`_plan`); both forms
+use it.
 """
 
 import contextlib
-import os
-import tempfile
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_cool._backend import make_ema_average
+from keras_cool._io import atomic_write
+from keras_cool.callbacks import _train_step_hook
 
 __all__ = ["ExponentialMovingAverage"]
 
 WARMUPS = (None, "tfa", "power")
 POLICIES = ("average", "copy", "ignore")
 FINAL_WEIGHTS = ("raw", "ema")
-# Model attribute holding the EMA callbacks attached to its train step.
-CHAIN_ATTR = "_keras_cool_ema_chain"
 
 
 def _is_float(dtype):
     return "float" in keras.backend.standardize_dtype(dtype)
 
 
-def _atomic_savez(path, arrays):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.npz")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def _first_difference(saved, current):
+    """` First difference: ...` between two lists of paths, or ""."""
+    if saved is None:
+        return ""
+    for i, (a, b) in enumerate(zip(saved, current)):
+        if a != b:
+            return (
+                f" First difference: entry {i} is {a!r} in the state, "
+                f"{b!r} in the model."
+            )
+    return (
+        f" The state's paths begin like the model's; it has {len(saved)}, "
+        f"the model {len(current)}."
+    )
+
+
+def _shadow_dtype(variable, averaged):
+    return "float32" if averaged else variable.dtype
 
 
 @keras.saving.register_keras_serializable(package="keras_cool")
@@ -188,8 +190,10 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._live = None  # JAX: latest (step, *shadows) arrays during fit
         self._backup = None  # raw values while the EMA weights are applied
         self._auto_swapped = False  # applied by this callback's hooks
-        self._installed = None  # the model whose train step we wrap
-        self._active = False  # inside a fit that has this callback
+        self._installed = None  # the model whose train step we hook
+        self._eval_swapped = False  # applied by on_test/predict_begin
+        self._average = None  # TF/torch: the fused in-place update
+        self._pairs = None  # TF/torch: (shadow, variable) per policy
 
     # ------------------------------------------------------------------
     # Public API
@@ -295,7 +299,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         for i, shadow in enumerate(self._shadows):
             arrays[f"shadow_{i}"] = np.array(shadow.numpy())
         arrays["paths"] = np.array([v.path for v in self._variables])
-        _atomic_savez(path, arrays)
+        atomic_write(path, lambda f: np.savez(f, **arrays))
         return path
 
     def load_state(self, path):
@@ -310,12 +314,15 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             count = len([k for k in data.files if k.startswith("shadow_")])
             shadows = [data[f"shadow_{i}"] for i in range(count)]
             step = int(data["step"])
+            paths = None
+            if "paths" in data.files:
+                paths = [str(p) for p in data["paths"]]
         if self._shadows is None:
-            self._pending_state = (step, shadows)
+            self._pending_state = (step, shadows, paths)
             if self._model is not None:
                 self._ensure_state(self._model)
             return
-        self._check_loaded(shadows, self._variables)
+        self._check_loaded(shadows, paths, self._variables)
         self._sync()
         self._step.assign(step)
         for shadow, value in zip(self._shadows, shadows):
@@ -343,7 +350,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._sync_model()
-        self._active = False
+        if self._installed is not None:
+            _train_step_hook.deactivate(self._installed, self)
         self._sync()
         if self._auto_swapped:
             self.reset_old_weights()
@@ -407,7 +415,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._eval_swapped = False
 
     def _auto_reset(self):
-        if getattr(self, "_eval_swapped", False):
+        if self._eval_swapped:
             self._eval_swapped = False
             self.reset_old_weights()
 
@@ -449,9 +457,6 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                 )
         return variables, averaged
 
-    def _shadow_dtype(self, variable, averaged):
-        return "float32" if averaged else variable.dtype
-
     def _ensure_state(self, model):
         variables, averaged = self._select_variables(model)
         if self._shadows is not None:
@@ -467,20 +472,20 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         if not variables:
             return
         if self._pending_state is not None:
-            step, values = self._pending_state
-            self._check_loaded(values, variables)
+            step, values, paths = self._pending_state
+            self._check_loaded(values, paths, variables)
         else:
             step = 0
             values = [
-                ops.cast(v.value, self._shadow_dtype(v, a))
+                ops.cast(v.value, _shadow_dtype(v, a))
                 for v, a in zip(variables, averaged)
             ]
         shadows = []
         for i, (v, a, value) in enumerate(zip(variables, averaged, values)):
             shadows.append(
                 keras.Variable(
-                    ops.copy(ops.cast(value, self._shadow_dtype(v, a))),
-                    dtype=self._shadow_dtype(v, a),
+                    ops.copy(ops.cast(value, _shadow_dtype(v, a))),
+                    dtype=_shadow_dtype(v, a),
                     trainable=False,
                     name=f"ema_{i}",
                 )
@@ -491,21 +496,40 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._variables, self._averaged = variables, averaged
         self._shadows = shadows
         self._pending_state = None
+        self._average = self._pairs = None
 
-    def _check_loaded(self, values, variables):
+    def _check_loaded(self, values, paths, variables):
+        """Checks a loaded state against the model's tracked variables.
+
+        The saved variable paths name the variable in the errors. Paths
+        that merely differ (layer names depend on what was built before)
+        are accepted when the shapes match; the same paths in another
+        order are refused, since each shadow would land on another
+        variable.
+        """
+        names = [v.path for v in variables]
         if len(values) != len(variables):
             raise ValueError(
                 f"The saved EMA state has {len(values)} shadow weights but "
                 f"the model has {len(variables)} tracked variables "
                 f"(non_trainable={self.non_trainable!r}). Load a state saved "
                 "for the same model and the same non_trainable policy."
+                + _first_difference(paths, names)
             )
-        for variable, value in zip(variables, values):
+        for i, (variable, value) in enumerate(zip(variables, values)):
             if tuple(value.shape) != tuple(variable.shape):
+                saved = "" if paths is None else f" (saved for {paths[i]})"
                 raise ValueError(
                     f"The saved EMA state does not match the model: shadow "
-                    f"of shape {tuple(value.shape)} for variable "
+                    f"of shape {tuple(value.shape)}{saved} for variable "
                     f"{variable.path} of shape {tuple(variable.shape)}."
+                )
+        if paths is not None and paths != names:
+            if sorted(paths) == sorted(names):
+                raise ValueError(
+                    "The saved EMA state tracks the model's variables in "
+                    "another order, so its shadows would land on the wrong "
+                    "variables." + _first_difference(paths, names)
                 )
 
     def _decay_at(self, step):
@@ -520,10 +544,83 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             d = ops.convert_to_tensor(self.decay, "float32")
         return ops.where(t > 0, d, ops.zeros_like(d))
 
-    def _advance(self, step, shadows, weights):
-        """Pure update: returns the new step and shadow values."""
-        step = step + 1
-        d = self._decay_at(step)
+    def _plan(self, step):
+        """The decay at optimizer step `step` (1-based), and whether the
+        shadows update at that step (`None`: every step does)."""
+        due = None
+        if self.update_every > 1:
+            due = ops.equal(step % self.update_every, 0)
+        return self._decay_at(step), due
+
+    def _install(self, model):
+        if self._shadows is None:
+            raise ValueError(
+                "ExponentialMovingAverage found no variables in the model: "
+                "build the model before fit."
+            )
+        if self._pairs is None and keras.backend.backend() != "jax":
+            self._average = make_ema_average()
+            pairs = list(zip(self._averaged, self._shadows, self._variables))
+            self._pairs = (
+                [(s, v) for a, s, v in pairs if a],
+                [(s, v) for a, s, v in pairs if not a],
+            )
+        _train_step_hook.attach(model, self)
+        self._installed = model
+
+    def detach(self):
+        """Remove this EMA from the model's train function.
+
+        After `fit`, the wrapped train function stays on the model so that
+        the next `fit` with this callback does not compile again; it runs
+        the EMA update only during a `fit` that has this callback. `detach()`
+        removes it, and gives the model back its own train step once no EMA
+        is attached. The EMA state is kept.
+        """
+        if self._installed is None:
+            return
+        model, self._installed = self._installed, None
+        _train_step_hook.deactivate(model, self)
+        self._sync()
+        _train_step_hook.detach(model, self)
+
+    # ------------------------------------------------------------------
+    # Train-step hook member (the protocol of `_train_step_hook`)
+    # ------------------------------------------------------------------
+    def update_in_place(self):
+        """TensorFlow and torch: one update, assigned in place (fused)."""
+        step = self._step.value + 1
+        d, due = self._plan(step)
+        if due is not None:
+            d = ops.where(due, d, ops.ones_like(d))  # d = 1: unchanged
+        averaged, copied = self._pairs
+        weights = [
+            ops.cast(ops.stop_gradient(v.value), "float32") for _, v in averaged
+        ]
+        self._average([s for s, _ in averaged], weights, d)
+        for shadow, variable in copied:
+            weight = ops.stop_gradient(variable.value)
+            if due is not None:
+                weight = ops.where(due, weight, shadow.value)
+            shadow.assign(ops.copy(weight))
+        self._step.assign(step)
+
+    def hook_variables(self):
+        """JAX: the tracked variables, whose new values `advance` reads."""
+        return list(self._variables)
+
+    def hook_state(self):
+        """JAX: `[step, *shadows]`, the live arrays if training ran."""
+        if self._live is not None:
+            return self._live
+        return [ops.copy(self._step.value)] + [
+            ops.copy(s.value) for s in self._shadows
+        ]
+
+    def advance(self, state, weights):
+        """JAX: the pure update, `[step, *shadows]` -> the next ones."""
+        step, shadows = state[0] + 1, state[1:]
+        d, due = self._plan(step)
 
         def update():
             new = []
@@ -538,237 +635,11 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                     new.append(ops.copy(weight))
             return new
 
-        due = self._due(step)
         if due is None:
-            return step, update()
+            return [step] + update()
         new = ops.cond(due, update, lambda: [ops.copy(s) for s in shadows])
-        return step, new
+        return [step] + list(new)
 
-    def _due(self, step):
-        """Whether `step` updates the shadows; `None`: every step does."""
-        if self.update_every == 1:
-            return None
-        return ops.equal(step % self.update_every, 0)
-
-    def _update_in_place(self, average, averaged, copied):
-        """TensorFlow and torch: `_advance`, assigned in place (fused).
-
-        `averaged` and `copied` are the `(shadow, variable)` pairs of each
-        policy, split once when the train step is built.
-        """
-        step = self._step.value + 1
-        d = self._decay_at(step)
-        due = self._due(step)
-        if due is not None:
-            d = ops.where(due, d, ops.ones_like(d))  # d = 1: unchanged
-        weights = [
-            ops.cast(ops.stop_gradient(v.value), "float32") for _, v in averaged
-        ]
-        average([s for s, _ in averaged], weights, d)
-        for shadow, variable in copied:
-            weight = ops.stop_gradient(variable.value)
-            if due is not None:
-                weight = ops.where(due, weight, shadow.value)
-            shadow.assign(ops.copy(weight))
-        self._step.assign(step)
-
-    def _install(self, model):
-        if self._shadows is None:
-            raise ValueError(
-                "ExponentialMovingAverage found no variables in the model: "
-                "build the model before fit."
-            )
-        if keras.backend.backend() == "jax":
-            if keras.distribution.distribution() is not None:
-                raise NotImplementedError(
-                    "ExponentialMovingAverage does not support a "
-                    "keras.distribution on JAX yet (the train state is "
-                    "sharded). Unset it, or use another backend."
-                )
-            nnx = getattr(keras.config, "is_nnx_enabled", lambda: False)
-            if nnx():
-                raise NotImplementedError(
-                    "ExponentialMovingAverage does not support Flax NNX "
-                    "models (KERAS_NNX_ENABLED): their train step bypasses "
-                    "model.train_step."
-                )
-        chain = getattr(model, CHAIN_ATTR, None)
-        if chain is None:
-            chain = _Chain(model)
-            setattr(model, CHAIN_ATTR, chain)
-        if self not in chain.members:
-            chain.members.append(self)
-        self._installed = model
-        self._active = True
-        chain.attach()
-
-    def detach(self):
-        """Remove this EMA from the model's train function.
-
-        After `fit`, the wrapped train function stays on the model so that
-        the next `fit` with this callback does not compile again; it runs
-        the EMA update only during a `fit` that has this callback. `detach()`
-        removes it, and gives the model back its own train step once no EMA
-        is attached. The EMA state is kept.
-        """
-        if self._installed is None:
-            return
-        model, self._installed = self._installed, None
-        self._active = False
-        self._sync()
-        chain = getattr(model, CHAIN_ATTR, None)
-        if chain is not None and self in chain.members:
-            chain.remove(self)
-
-    def _wrap_step(self, model, inner):
-        """Returns a train step running `inner`, then the EMA update."""
-        if keras.backend.backend() != "jax":
-            average = make_ema_average()
-            pairs = list(zip(self._averaged, self._shadows, self._variables))
-            averaged = [(s, v) for a, s, v in pairs if a]
-            copied = [(s, v) for a, s, v in pairs if not a]
-
-            def train_step(*args, **kwargs):
-                logs = inner(*args, **kwargs)
-                self._update_in_place(average, averaged, copied)
-                return logs
-
-            return train_step
-
-        # JAX: stateless. Our step and shadows are the last `count` entries
-        # of the metrics-variables list (see `_wrap_function`).
-        positions = self._jax_positions(model)
-        count = 1 + len(self._shadows)
-
-        def stateless_train_step(state, data):
-            trainable, non_trainable, optimizer, metrics = state
-            ema = list(metrics[-count:])
-            metrics = list(metrics[:-count])
-            logs, state = inner(
-                (trainable, non_trainable, optimizer, metrics), data
-            )
-            trainable, non_trainable, optimizer, metrics = state
-            lists = (trainable, non_trainable)
-            weights = [lists[g][i] for g, i in positions]
-            step, shadows = self._advance(ema[0], ema[1:], weights)
-            metrics = list(metrics) + [step] + list(shadows)
-            return logs, (trainable, non_trainable, optimizer, metrics)
-
-        return stateless_train_step
-
-    def _wrap_function(self, inner):
-        """JAX: carry our state through the trainer's train function."""
-        count = 1 + len(self._shadows)
-
-        def train_function(state, iterator):
-            if self._live is None:
-                self._live = [ops.copy(self._step.value)] + [
-                    ops.copy(s.value) for s in self._shadows
-                ]
-            trainable, non_trainable, optimizer, metrics = state
-            metrics = list(metrics) + self._live
-            logs, state = inner(
-                (trainable, non_trainable, optimizer, metrics), iterator
-            )
-            trainable, non_trainable, optimizer, metrics = state
-            self._live = list(metrics[-count:])
-            metrics = list(metrics[:-count])
-            return logs, (trainable, non_trainable, optimizer, metrics)
-
-        return train_function
-
-    def _jax_positions(self, model):
-        index = {}
-        for g, group in enumerate(
-            (model.trainable_variables, model.non_trainable_variables)
-        ):
-            for i, v in enumerate(group):
-                index[id(v)] = (g, i)
-        return [index[id(v)] for v in self._variables]
-
-
-class _Chain:
-    """The EMA callbacks attached to one model, and their train functions.
-
-    The model's `train_function` becomes `dispatch`, which runs the train
-    function built for the members active in the current `fit` (compiled
-    once per set of active members and cached): the model's own train step,
-    wrapped once per active member (each update runs after the optimizer
-    step). On JAX each member's state also rides through the train function
-    (innermost: the last member, whose entries are last in the list). With
-    no active member, the plain train function runs.
-    """
-
-    def __init__(self, model):
-        self.members = []
-        self.model = model
-        self.user_step = vars(model).get("train_step")  # else the class's
-        self.base_step = model.train_step
-        self.functions = {}
-        self.current_step = self.base_step
-        self.torch = keras.backend.backend() == "torch"
-        self.jax = keras.backend.backend() == "jax"
-        if self.torch:
-            # torch looks `model.train_step` up at every call.
-            model.train_step = self.call_current_step
-
-    def call_current_step(self, *args, **kwargs):
-        return self.current_step(*args, **kwargs)
-
-    def attach(self):
-        if self.model.train_function != self.dispatch:
-            # New, or the model was compiled again: build afresh.
-            self.functions = {}
-            self.model.train_function = self.dispatch
-
-    def remove(self, member):
-        self.members.remove(member)
-        self.functions = {
-            k: f for k, f in self.functions.items() if member not in k
-        }
-        if self.members:
-            return
-        model = self.model
-        if "train_step" in vars(model):
-            del model.train_step
-        if self.user_step is not None:
-            model.train_step = self.user_step
-        delattr(model, CHAIN_ATTR)
-        model.make_train_function(force=True)
-
-    def build(self, key):
-        model = self.model
-        step = self.base_step
-        for member in key:
-            step = member._wrap_step(model, step)
-        if self.torch:
-            model.make_train_function(force=True)
-            return model.train_function, step
-
-        def train_step(*args, **kwargs):  # a new function per build
-            return step(*args, **kwargs)
-
-        model.train_step = train_step
-        try:
-            model.make_train_function(force=True)  # captures train_step
-        finally:
-            del model.train_step
-            if self.user_step is not None:
-                model.train_step = self.user_step
-        function = model.train_function
-        if self.jax:
-            for member in reversed(key):
-                function = member._wrap_function(function)
-        return function, step
-
-    def dispatch(self, *args, **kwargs):
-        key = tuple(m for m in self.members if m._active)
-        if key not in self.functions:
-            self.functions[key] = self.build(key)
-            self.model.train_function = self.dispatch
-        function, step = self.functions[key]
-        self.current_step = step
-        try:
-            return function(*args, **kwargs)
-        finally:
-            self.current_step = self.base_step
+    def receive_state(self, state):
+        """JAX: keep the live arrays; `_sync` writes them back on demand."""
+        self._live = list(state)

@@ -3,17 +3,13 @@
 import keras
 import numpy as np
 
-from keras_cool.callbacks._step import optimizer_iterations
-from keras_cool.callbacks.warmup_schedule import WarmupSchedule
+from keras_cool.callbacks._checks import check_count
+from keras_cool.callbacks._optimizer import StepClock
+from keras_cool.callbacks._optimizer import inner_optimizer
+from keras_cool.callbacks._optimizer import optimizer_iterations
+from keras_cool.optimizers.schedules.warmup_schedule import WarmupSchedule
 
 __all__ = ["LinearWarmup"]
-
-
-def _optimizer(model):
-    """The optimizer that owns the learning rate (unwraps loss scaling)."""
-    optimizer = getattr(model, "optimizer", None)
-    # keras.optimizers.LossScaleOptimizer (mixed precision) wraps another.
-    return getattr(optimizer, "inner_optimizer", optimizer)
 
 
 @keras.saving.register_keras_serializable(package="keras_cool")
@@ -84,14 +80,10 @@ class LinearWarmup(keras.callbacks.Callback):
                 "Give exactly one of warmup_steps and warmup_epochs, got "
                 f"warmup_steps={warmup_steps}, warmup_epochs={warmup_epochs}."
             )
-        for name, value in (
-            ("warmup_steps", warmup_steps),
-            ("warmup_epochs", warmup_epochs),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or not float(value) > 0
-            ):
-                raise ValueError(f"{name} must be > 0, got {value}.")
+        check_count("warmup_steps", warmup_steps, optional=True, integer=False)
+        check_count(
+            "warmup_epochs", warmup_epochs, optional=True, integer=False
+        )
         self.warmup_steps = warmup_steps
         self.warmup_epochs = warmup_epochs
         self.start_step = None if start_step is None else int(start_step)
@@ -99,6 +91,7 @@ class LinearWarmup(keras.callbacks.Callback):
         self._start = None
         self._total = None
         self._done = False
+        self._clock = StepClock()
 
     def _total_steps(self):
         if self.warmup_steps is not None:
@@ -118,7 +111,7 @@ class LinearWarmup(keras.callbacks.Callback):
         if self._done:
             return
         model = self.model
-        optimizer = _optimizer(model)
+        optimizer = inner_optimizer(model)
         if optimizer is None:
             raise ValueError("LinearWarmup needs a compiled model.")
         self._total = self._total_steps()
@@ -128,7 +121,7 @@ class LinearWarmup(keras.callbacks.Callback):
         if now - self._start >= self._total:
             self._finish()
             return
-        self._epoch_start = now
+        self._clock.on_train_begin(model)
         learning_rate = optimizer.learning_rate
         if isinstance(learning_rate, keras.Variable):
             self._base = np.array(learning_rate.numpy())
@@ -162,13 +155,13 @@ class LinearWarmup(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._restore == "float" and not self._done:
-            self._epoch_start = optimizer_iterations(self.model)
+            self._clock.on_epoch_begin(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._restore != "float" or self._done:
             return
-        step = self._epoch_start + batch - self._start
-        optimizer = _optimizer(self.model)  # syncs the JAX state first
+        step = self._clock.step(batch) - self._start
+        optimizer = inner_optimizer(self.model)  # syncs the JAX state first
         if step + 1 >= self._total:
             optimizer.learning_rate = self._base
             self._finish()
@@ -178,11 +171,11 @@ class LinearWarmup(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self._restore == "float":
-            _optimizer(self.model).learning_rate = self._base
+            inner_optimizer(self.model).learning_rate = self._base
         elif self._restore == "schedule":
             model = self.model
             step = optimizer_iterations(model) - self._start
-            _optimizer(model).learning_rate = self._schedule
+            inner_optimizer(model).learning_rate = self._schedule
             model.make_train_function(force=True)
             if step >= self._total:
                 self._finish()

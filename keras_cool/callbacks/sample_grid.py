@@ -6,7 +6,10 @@ import os
 import keras
 import numpy as np
 
-from keras_cool.callbacks._step import optimizer_iterations
+from keras_cool.callbacks._checks import check_count
+from keras_cool.callbacks._checks import check_weights_context
+from keras_cool.callbacks._optimizer import StepClock
+from keras_cool.callbacks._optimizer import optimizer_iterations
 from keras_cool.utils.image_grid import plot_points
 from keras_cool.utils.image_grid import save_png
 from keras_cool.utils.image_grid import tile_images
@@ -14,7 +17,6 @@ from keras_cool.utils.image_grid import tile_images
 __all__ = ["SampleGrid"]
 
 
-@keras.saving.register_keras_serializable(package="keras_cool")
 class SampleGrid(keras.callbacks.Callback):
     """Every N epochs or steps, saves one PNG of generated samples.
 
@@ -38,9 +40,9 @@ class SampleGrid(keras.callbacks.Callback):
     Args:
         generator: a Keras layer or model (called with `training=False`), a
             Python callable `generator(inputs) -> array`, or `None` for the
-            model being trained. Not serialized by `get_config`.
+            model being trained.
         inputs: the fixed inputs (numpy array, or list of arrays) passed to
-            the generator. Not serialized by `get_config`.
+            the generator.
         filepath: PNG path pattern, formatted with `epoch` (epochs completed
             for epoch frames, the current 1-based epoch for step frames) and
             `step` (optimizer steps completed), e.g.
@@ -62,7 +64,7 @@ class SampleGrid(keras.callbacks.Callback):
         weights_context: optional zero-argument callable returning a
             context manager during which the model holds other weights
             (e.g. an EMA callback's `swapped_weights`); frames are generated
-            inside it. Not serialized by `get_config`.
+            inside it.
         verbose: 1 prints each written path.
 
     Example:
@@ -110,16 +112,8 @@ class SampleGrid(keras.callbacks.Callback):
             raise ValueError(
                 f'mode must be "images" or "points", got {mode!r}.'
             )
-        for name, value in (
-            ("every_n_epochs", every_n_epochs),
-            ("every_n_steps", every_n_steps),
-        ):
-            if value is not None and (
-                isinstance(value, bool) or int(value) < 1
-            ):
-                raise ValueError(
-                    f"{name} must be an integer >= 1 or None, got {value}."
-                )
+        check_count("every_n_epochs", every_n_epochs, optional=True)
+        check_count("every_n_steps", every_n_steps, optional=True)
         if every_n_epochs is None and every_n_steps is None:
             raise ValueError(
                 "Give every_n_epochs or every_n_steps (or both); with "
@@ -132,11 +126,7 @@ class SampleGrid(keras.callbacks.Callback):
                 "filepath may only use the fields {epoch} and {step}, got "
                 f"{filepath!r} ({error!r})."
             ) from error
-        if weights_context is not None and not callable(weights_context):
-            raise TypeError(
-                "weights_context must be a zero-argument callable returning "
-                f"a context manager, got {weights_context!r}."
-            )
+        check_weights_context(weights_context)
         self.generator = generator
         self.inputs = inputs
         self.filepath = os.fspath(filepath)
@@ -153,6 +143,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.verbose = verbose
         self.paths = []
         self._last_step = None
+        self._clock = StepClock()
 
     def generate(self):
         """Runs the generator on the fixed inputs; returns a numpy array."""
@@ -199,17 +190,17 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._epoch = 0
-        self._epoch_start = optimizer_iterations(self.model) or 0
+        self._clock.on_train_begin(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         if self.every_n_steps:
-            self._epoch_start = optimizer_iterations(self.model) or 0
+            self._clock.on_epoch_begin(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self.every_n_steps:
             return
-        step = self._epoch_start + batch
+        step = self._clock.step(batch)
         if step and step % self.every_n_steps == 0 and step != self._last_step:
             self._write(self._epoch + 1, step)
 
@@ -223,32 +214,3 @@ class SampleGrid(keras.callbacks.Callback):
         step = optimizer_iterations(self.model) or 0
         if step and step % self.every_n_steps == 0 and step != self._last_step:
             self._write(self._epoch + 1, step)
-
-    def get_config(self):
-        return {
-            "filepath": self.filepath,
-            "every_n_epochs": self.every_n_epochs,
-            "every_n_steps": self.every_n_steps,
-            "mode": self.mode,
-            "value_range": list(self.value_range),
-            "image_shape": None
-            if self.image_shape is None
-            else list(self.image_shape),
-            "rows": self.rows,
-            "size": self.size,
-            "limits": None if self.limits is None else list(self.limits),
-            "reference": None
-            if self.reference is None
-            else np.asarray(self.reference).tolist(),
-            "verbose": self.verbose,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        if "generator" not in config or "inputs" not in config:
-            raise ValueError(
-                "SampleGrid's generator, inputs and weights_context are not "
-                "serialized; rebuild it with SampleGrid(generator, inputs, "
-                "**config)."
-            )
-        return cls(**config)

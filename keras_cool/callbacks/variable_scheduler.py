@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_cool.callbacks._step import optimizer_iterations
+from keras_cool.callbacks._optimizer import StepClock
 
 __all__ = ["VariableScheduler"]
 
@@ -16,7 +16,6 @@ def _model_variable_ids(model):
     return {id(v) for v in variables}
 
 
-@keras.saving.register_keras_serializable(package="keras_cool")
 class VariableScheduler(keras.callbacks.Callback):
     """Assigns a `keras.Variable` from `schedule(step)` or `schedule(epoch)`.
 
@@ -54,7 +53,7 @@ class VariableScheduler(keras.callbacks.Callback):
             `fit` calls, so it resumes after loading a checkpoint) for
             `per="step"`, or the epoch index (0-based, as `fit` counts it)
             for `per="epoch"`. The value is cast to the variable's dtype and
-            broadcast to its shape. Not serialized by `get_config`.
+            broadcast to its shape.
         per: `"step"` (before every training step) or `"epoch"` (at the
             start of every epoch).
         name: key for `logs`; default the variable's name. `False`: do not
@@ -112,6 +111,7 @@ class VariableScheduler(keras.callbacks.Callback):
         self.name = variable.name if name is None else name
         self.verbose = verbose
         self._last = None
+        self._clock = StepClock()
 
     def _value(self, index):
         value = np.asarray(self.schedule(index), dtype=self.variable.dtype)
@@ -145,17 +145,17 @@ class VariableScheduler(keras.callbacks.Callback):
                 "`layer.add_weight(...)`."
             )
         self._last = None
-        self._epoch_start = optimizer_iterations(model) or 0
+        self._clock.on_train_begin(model)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.per == "epoch":
             self._assign(epoch)
         else:
-            self._epoch_start = optimizer_iterations(self.model) or 0
+            self._clock.on_epoch_begin(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.per == "step":
-            self._assign(self._epoch_start + batch)
+            self._assign(self._clock.step(batch))
 
     def on_epoch_end(self, epoch, logs=None):
         if self._last is None:
@@ -165,16 +165,3 @@ class VariableScheduler(keras.callbacks.Callback):
         if logs is not None and self.name is not False:
             if self._last.ndim == 0:
                 logs[self.name] = float(self._last)
-
-    def get_config(self):
-        return {"per": self.per, "name": self.name, "verbose": self.verbose}
-
-    @classmethod
-    def from_config(cls, config):
-        if "variable" not in config or "schedule" not in config:
-            raise ValueError(
-                "VariableScheduler's variable and schedule (a Python "
-                "callable) are not serialized; rebuild it with "
-                "VariableScheduler(variable, schedule, **config)."
-            )
-        return cls(**config)

@@ -3,10 +3,9 @@
 numpy only; Pillow is imported lazily, when a PNG is written.
 """
 
-import os
-import tempfile
-
 import numpy as np
+
+from keras_cool._io import atomic_write
 
 __all__ = ["plot_points", "save_png", "tile_images"]
 
@@ -150,15 +149,6 @@ def save_png(image, path):
             f"save_png expects uint8 pixels, got {image.dtype}; use "
             "keras_cool.utils.tile_images to convert."
         )
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image).save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    image = Image.fromarray(image)
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
     return path

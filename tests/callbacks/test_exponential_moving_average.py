@@ -389,3 +389,63 @@ def test_config_and_exports():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ExponentialMovingAverage(**kwargs)
+
+
+def _two_square_layers():
+    inp = keras.Input((3,))
+    h = keras.layers.Dense(3, name="first")(inp)
+    return keras.Model(inp, keras.layers.Dense(3, name="second")(h))
+
+
+def _rewrite_paths(path, change):
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    arrays["paths"] = np.array(change([str(p) for p in arrays["paths"]]))
+    np.savez(path, **arrays)
+
+
+def _trained_state(tmp_path):
+    model = compiled(_two_square_layers())
+    ema = ExponentialMovingAverage()
+    model.fit(X[:, :3], X[:, :3], verbose=0, callbacks=[ema])
+    path = str(tmp_path / "state.npz")
+    ema.save_state(path)
+    return model, ema, path
+
+
+def test_saved_paths_refuse_a_reordered_state(tmp_path):
+    model, ema, path = _trained_state(tmp_path)
+
+    # Other names, same shapes: accepted (names depend on the session).
+    _rewrite_paths(path, lambda paths: [f"renamed/{p}" for p in paths])
+    renamed = ExponentialMovingAverage()
+    renamed.set_model(model)
+    renamed.load_state(path)
+    for a, b in zip(renamed.ema_weights(), ema.ema_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    # The same paths in another order: each shadow would land elsewhere.
+    ema.save_state(path)
+    kernels = [i for i, v in enumerate(ema.tracked_variables()) if v.ndim == 2]
+
+    def swap(paths):
+        i, j = kernels
+        paths[i], paths[j] = paths[j], paths[i]
+        return paths
+
+    _rewrite_paths(path, swap)
+    reordered = ExponentialMovingAverage()
+    reordered.set_model(model)
+    with pytest.raises(ValueError, match="another order.*first/kernel"):
+        reordered.load_state(path)
+
+
+def test_shape_error_names_the_saved_path(tmp_path):
+    _, _, path = _trained_state(tmp_path)
+    inp = keras.Input((3,))
+    h = keras.layers.Dense(4, name="first")(inp)
+    other = keras.Model(inp, keras.layers.Dense(3, name="second")(h))
+    wrong = ExponentialMovingAverage()
+    wrong.set_model(other)
+    with pytest.raises(ValueError, match=r"saved for .*first/kernel"):
+        wrong.load_state(path)

@@ -4,7 +4,7 @@ import pytest
 from keras import ops
 
 from keras_cool.callbacks import LinearWarmup
-from keras_cool.callbacks.warmup_schedule import WarmupSchedule
+from tests.callbacks.conftest import StepLosses
 
 
 def mean_output(y_true, y_pred):
@@ -12,32 +12,18 @@ def mean_output(y_true, y_pred):
     return ops.mean(y_pred)
 
 
-class KernelRecorder(keras.callbacks.Callback):
+class KernelRecorder(StepLosses):
     """Reads the kernel each step from the loss logs, without a state sync.
 
-    The loss of step k is the kernel before update k; `logs["loss"]` is the
-    running mean over the epoch, so per-step values come from differences.
-    Reading the model in a batch hook would sync the JAX state and hide a
-    callback that writes without syncing.
+    The loss of step k is the kernel before update k (see `StepLosses`);
+    the kernel after training is read at the end.
     """
 
-    def __init__(self):
-        super().__init__()
-        self.kernels = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._mean = 0.0
-
-    def on_train_batch_end(self, batch, logs=None):
-        mean = logs["loss"]
-        self.kernels.append((batch + 1) * mean - batch * self._mean)
-        self._mean = mean
-
     def on_train_end(self, logs=None):
-        self.kernels.append(float(self.model.layers[-1].kernel.numpy()[0, 0]))
+        self.losses.append(float(self.model.layers[-1].kernel.numpy()[0, 0]))
 
     def used_learning_rates(self):
-        return -np.diff(self.kernels)
+        return -np.diff(self.losses)
 
 
 def make_model(learning_rate):
@@ -128,21 +114,6 @@ def test_unfinished_schedule_warmup_resumes_in_next_fit():
     np.testing.assert_allclose(
         used, [0.075, 0.1, 0.1, 0.1], rtol=1e-4, atol=1e-6
     )
-
-
-def test_warmup_schedule_serializes():
-    schedule = WarmupSchedule(
-        keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5), 4, 2
-    )
-    restored = keras.optimizers.schedules.deserialize(
-        keras.optimizers.schedules.serialize(schedule)
-    )
-    assert isinstance(restored, WarmupSchedule)
-    for step in [0, 2, 3, 5, 6, 20]:
-        np.testing.assert_allclose(
-            float(restored(step)), float(schedule(step)), rtol=1e-6
-        )
-    np.testing.assert_allclose(float(schedule(3)), 0.1 * 0.5**0.3 / 2)
 
 
 def test_bad_arguments_are_clear_errors():

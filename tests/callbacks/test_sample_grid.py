@@ -151,15 +151,3 @@ def test_bad_arguments_are_clear_errors():
         SampleGrid(None, NOISE, "s_{batch}.png")
     with pytest.raises(TypeError, match="generator"):
         SampleGrid("generator", NOISE)
-
-
-def test_config_round_trip():
-    grid = SampleGrid(None, NOISE, "a_{step}.png", every_n_steps=5)
-    config = grid.get_config()
-    with pytest.raises(ValueError, match="not serialized"):
-        SampleGrid.from_config(config)
-    restored = SampleGrid.from_config(
-        dict(config, generator=None, inputs=NOISE)
-    )
-    assert restored.get_config() == config
-    assert config["every_n_steps"] == 5 and config["value_range"] == [0, 1]

@@ -4,6 +4,7 @@ import pytest
 from keras import ops
 
 from keras_cool.callbacks import VariableScheduler
+from tests.callbacks.conftest import StepLosses
 
 
 class ScaledLoss(keras.layers.Layer):
@@ -16,23 +17,6 @@ class ScaledLoss(keras.layers.Layer):
     def call(self, x):
         self.add_loss(self.scale * ops.mean(ops.ones_like(x)))
         return x
-
-
-class StepLosses(keras.callbacks.Callback):
-    """Per-step losses from the running mean in the logs, with no state sync
-    (a sync here would hide a scheduler that writes without one on JAX)."""
-
-    def __init__(self):
-        super().__init__()
-        self.losses = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._mean = 0.0
-
-    def on_train_batch_end(self, batch, logs=None):
-        mean = logs["loss"]
-        self.losses.append((batch + 1) * mean - batch * self._mean)
-        self._mean = mean
 
 
 def make_model():
@@ -117,19 +101,6 @@ def test_untracked_variable_is_a_clear_error():
     scheduler = VariableScheduler(keras.Variable(1.0), step_schedule)
     with pytest.raises(ValueError, match="not tracked by the model"):
         fit(model, [scheduler])
-
-
-def test_config_round_trip():
-    variable = keras.Variable(1.0)
-    scheduler = VariableScheduler(variable, step_schedule, per="epoch")
-    config = scheduler.get_config()
-    assert config == {"per": "epoch", "name": variable.name, "verbose": 0}
-    with pytest.raises(ValueError, match="not serialized"):
-        VariableScheduler.from_config(config)
-    restored = VariableScheduler.from_config(
-        dict(config, variable=variable, schedule=step_schedule)
-    )
-    assert restored.get_config() == config
 
 
 def test_epoch_losses_and_progress_bar_with_async_dispatch(capsys):

@@ -1,4 +1,4 @@
-"""The schedule wrapper `LinearWarmup` installs around a user schedule."""
+"""A learning-rate schedule times a linear warmup factor."""
 
 import keras
 from keras import ops
@@ -29,7 +29,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     Example:
 
     ```python
-    schedule = WarmupSchedule(
+    schedule = keras_cool.optimizers.schedules.WarmupSchedule(
         keras.optimizers.schedules.CosineDecay(1e-3, 10_000), 500
     )
     optimizer = keras.optimizers.Adam(schedule)

@@ -1,0 +1,249 @@
+"""Run extra per-step work inside a model's compiled train step.
+
+Private. This is the one module that depends on Keras trainer internals:
+`model.train_function` / `make_train_function`, the model's own
+`train_step` (`vars(model).get("train_step")`, a user override), torch's
+per-call `model.train_step` lookup, and the layout of the JAX trainer
+state `(trainable, non_trainable, optimizer, metrics)`.
+
+`attach(model, member)` replaces `model.train_function` with a small
+dispatcher. At each call it runs a train function built from the model's
+own `train_step` followed by every *active* member's update (members run in
+attach order, after the optimizer step), so the updates are traced into
+the same compiled function as the step. One function is built per set of
+active members and cached; with no active member the model's plain train
+function runs. `deactivate` keeps a member attached but idle (the cached
+function stays, so the next `fit` does not compile again); `detach` removes
+it, and gives the model its own train step back when none is left.
+
+A member is any hashable object (compared by identity) with this small
+protocol:
+
+- `update_in_place()`: TensorFlow and torch. Called inside the train step
+  right after the optimizer step; assigns the member's own variables.
+- `hook_variables()`: JAX. The model variables whose values after the
+  optimizer step are passed to `advance`, in that order (may be empty).
+- `hook_state()`: JAX. The member's state as a list of arrays, read before
+  every train function call (its current, "live" values).
+- `advance(state, weights) -> state`: JAX. Pure: the next state (a list of
+  arrays of the same shapes and dtypes) from the state and the weights.
+- `receive_state(state)`: JAX. Called after every train function call with
+  the new state arrays; the member keeps them (and may write them into its
+  variables lazily).
+
+On JAX the trainer step is stateless, `(state, data) -> (logs, state)`.
+The members' states ride through the jitted step as extra entries at the
+end of the state's metrics-variables list, and are split off again before
+the trainer sees the state: nothing is added to the model's variables and
+nothing syncs per step.
+"""
+
+import keras
+
+__all__ = ["attach", "deactivate", "detach"]
+
+# Model attribute holding the model's hook (a `_Chain`).
+CHAIN_ATTR = "_keras_cool_train_step_hook"
+
+
+def attach(model, member):
+    """Runs `member`'s update in `model`'s train step from now on."""
+    name = type(member).__name__
+    if keras.backend.backend() == "jax":
+        if keras.distribution.distribution() is not None:
+            raise NotImplementedError(
+                f"{name} does not support a keras.distribution on JAX yet "
+                "(the train state is sharded). Unset it, or use another "
+                "backend."
+            )
+        nnx = getattr(keras.config, "is_nnx_enabled", lambda: False)
+        if nnx():
+            raise NotImplementedError(
+                f"{name} does not support Flax NNX models "
+                "(KERAS_NNX_ENABLED): their train step bypasses "
+                "model.train_step."
+            )
+    chain = getattr(model, CHAIN_ATTR, None)
+    if chain is None:
+        chain = _Chain(model)
+        setattr(model, CHAIN_ATTR, chain)
+    if member not in chain.members:
+        chain.members.append(member)
+    chain.active.add(member)
+    chain.attach()
+
+
+def deactivate(model, member):
+    """Keeps `member` attached, but its update no longer runs."""
+    chain = getattr(model, CHAIN_ATTR, None)
+    if chain is not None:
+        chain.active.discard(member)
+
+
+def detach(model, member):
+    """Removes `member`; the model's own train step is back when the last
+    member goes."""
+    chain = getattr(model, CHAIN_ATTR, None)
+    if chain is not None and member in chain.members:
+        chain.remove(member)
+
+
+def _in_place_step(inner, members):
+    """TensorFlow and torch: `inner`, then each member's update."""
+
+    def train_step(*args, **kwargs):
+        logs = inner(*args, **kwargs)
+        for member in members:
+            member.update_in_place()
+        return logs
+
+    return train_step
+
+
+def _split(metrics, count):
+    """The metrics list without, and with only, its last `count` entries."""
+    cut = len(metrics) - count
+    return list(metrics[:cut]), list(metrics[cut:])
+
+
+def _jax_step(model, inner, members):
+    """JAX: `inner`, then each member's `advance`; the members' states are
+    the last entries of the metrics-variables list (see `_jax_function`)."""
+    index = {}
+    groups = (model.trainable_variables, model.non_trainable_variables)
+    for g, group in enumerate(groups):
+        for i, v in enumerate(group):
+            index[id(v)] = (g, i)
+    positions = [
+        [index[id(v)] for v in member.hook_variables()] for member in members
+    ]
+    counts = [len(member.hook_state()) for member in members]
+
+    def stateless_train_step(state, data):
+        trainable, non_trainable, optimizer, metrics = state
+        metrics, extra = _split(metrics, sum(counts))
+        logs, state = inner(
+            (trainable, non_trainable, optimizer, metrics), data
+        )
+        trainable, non_trainable, optimizer, metrics = state
+        lists = (trainable, non_trainable)
+        new, start = [], 0
+        for member, count, where in zip(members, counts, positions):
+            weights = [lists[g][i] for g, i in where]
+            part = extra[start : start + count]
+            new.extend(member.advance(part, weights))
+            start += count
+        metrics = list(metrics) + new
+        return logs, (trainable, non_trainable, optimizer, metrics)
+
+    return stateless_train_step, counts
+
+
+def _jax_function(inner, members, counts):
+    """JAX: carry the members' states through the trainer's function."""
+
+    def train_function(state, iterator):
+        extra = []
+        for member in members:
+            extra.extend(member.hook_state())
+        trainable, non_trainable, optimizer, metrics = state
+        metrics = list(metrics) + extra
+        logs, state = inner(
+            (trainable, non_trainable, optimizer, metrics), iterator
+        )
+        trainable, non_trainable, optimizer, metrics = state
+        metrics, extra = _split(metrics, sum(counts))
+        start = 0
+        for member, count in zip(members, counts):
+            member.receive_state(extra[start : start + count])
+            start += count
+        return logs, (trainable, non_trainable, optimizer, metrics)
+
+    return train_function
+
+
+class _Chain:
+    """The members attached to one model, and their train functions.
+
+    The model's `train_function` becomes `dispatch`, which runs the train
+    function built for the members active in the current call (compiled
+    once per set of active members and cached). With no active member, the
+    plain train function runs.
+    """
+
+    def __init__(self, model):
+        self.members = []
+        self.active = set()
+        self.model = model
+        self.user_step = vars(model).get("train_step")  # else the class's
+        self.base_step = model.train_step
+        self.functions = {}
+        self.current_step = self.base_step
+        self.torch = keras.backend.backend() == "torch"
+        self.jax = keras.backend.backend() == "jax"
+        if self.torch:
+            # torch looks `model.train_step` up at every call.
+            model.train_step = self.call_current_step
+
+    def call_current_step(self, *args, **kwargs):
+        return self.current_step(*args, **kwargs)
+
+    def attach(self):
+        if self.model.train_function != self.dispatch:
+            # New, or the model was compiled again: build afresh.
+            self.functions = {}
+            self.model.train_function = self.dispatch
+
+    def remove(self, member):
+        self.members.remove(member)
+        self.active.discard(member)
+        self.functions = {
+            k: f for k, f in self.functions.items() if member not in k
+        }
+        if self.members:
+            return
+        model = self.model
+        if "train_step" in vars(model):
+            del model.train_step
+        if self.user_step is not None:
+            model.train_step = self.user_step
+        delattr(model, CHAIN_ATTR)
+        model.make_train_function(force=True)
+
+    def build(self, key):
+        model = self.model
+        step, counts = self.base_step, None
+        if key and self.jax:
+            step, counts = _jax_step(model, step, key)
+        elif key:
+            step = _in_place_step(step, key)
+        if self.torch:
+            model.make_train_function(force=True)
+            return model.train_function, step
+
+        def train_step(*args, **kwargs):  # a new function per build
+            return step(*args, **kwargs)
+
+        model.train_step = train_step
+        try:
+            model.make_train_function(force=True)  # captures train_step
+        finally:
+            del model.train_step
+            if self.user_step is not None:
+                model.train_step = self.user_step
+        function = model.train_function
+        if counts is not None:
+            function = _jax_function(function, key, counts)
+        return function, step
+
+    def dispatch(self, *args, **kwargs):
+        key = tuple(m for m in self.members if m in self.active)
+        if key not in self.functions:
+            self.functions[key] = self.build(key)
+            self.model.train_function = self.dispatch
+        function, step = self.functions[key]
+        self.current_step = step
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self.current_step = self.base_step
