@@ -68,6 +68,8 @@ class ProcessPool(_pools.Pool):
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             _pools.preload_forkserver(context)
+        with self.lock:
+            self.busy += 1  # the idle reaper must not close a pool starting
         try:
             payload = dumps()
             for wid in range(workers):
@@ -77,7 +79,10 @@ class ProcessPool(_pools.Pool):
         except BaseException:
             self.close()
             raise
-        self.last_used = time.monotonic()  # starting may take a while
+        finally:
+            with self.lock:
+                self.busy -= 1
+                self.last_used = time.monotonic()  # starting takes a while
         if reap:
             _pools.ensure_reaper()
 

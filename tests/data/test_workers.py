@@ -263,3 +263,26 @@ def test_interrupted_fit_leaves_no_worker_behind(monkeypatch):
     # The pool starts again when needed.
     assert len(list(data)) == 5
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.timeout(60)
+def test_idle_reaper_never_closes_a_pool_while_its_workers_start(monkeypatch):
+    # A slow start (a loaded machine) once let the reaper close a pool
+    # half-way through starting it; the workers started after that were
+    # never stopped.
+    from keras_cool.data import _process_pool
+
+    monkeypatch.setattr(_pools, "IDLE_TIMEOUT", 0.05)
+    start = _process_pool.ProcessPool._start
+
+    def slow_start(self, *args):
+        time.sleep(0.5)
+        return start(self, *args)
+
+    monkeypatch.setattr(_process_pool.ProcessPool, "_start", slow_start)
+    _pools.ensure_reaper()
+    data = Regression(
+        seed=0, workers=2, use_multiprocessing=True, start_method="fork"
+    )
+    assert len(list(data)) == 5
+    assert not multiprocessing.active_children()
