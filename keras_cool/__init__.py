@@ -2,13 +2,16 @@
 
 Import public objects from here or from the subpackages
 (`keras_cool.layers`, `keras_cool.callbacks`, `keras_cool.data`,
-`keras_cool.losses`, `keras_cool.testing`, `keras_cool.utils`).
+`keras_cool.losses`, `keras_cool.models`, `keras_cool.optimizers`,
+`keras_cool.testing`, `keras_cool.utils`).
 """
 
 from keras_cool import callbacks
 from keras_cool import data
 from keras_cool import layers
 from keras_cool import losses
+from keras_cool import models
+from keras_cool import optimizers
 from keras_cool import testing
 from keras_cool import utils
 from keras_cool.callbacks import ExponentialMovingAverage
@@ -27,6 +30,8 @@ __all__ = [
     "data",
     "layers",
     "losses",
+    "models",
+    "optimizers",
     "testing",
     "utils",
 ]

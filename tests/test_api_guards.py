@@ -23,13 +23,25 @@ import keras_cool
 
 PACKAGE_DIR = pathlib.Path(keras_cool.__file__).parent
 REPO_DIR = pathlib.Path(__file__).parent.parent
-SUBPACKAGES = ["layers", "callbacks", "data", "losses", "testing", "utils"]
+SUBPACKAGES = [
+    "layers",
+    "callbacks",
+    "data",
+    "losses",
+    "models",
+    "optimizers",
+    "optimizers.schedules",
+    "testing",
+    "utils",
+]
 FORBIDDEN_IMPORTS = ("keras.src", "tensorflow", "tf_keras", "jax", "torch")
 # Module (relative to keras_cool/) -> the backends it may import.
 BACKEND_MODULES = {
     # One fused pass per weight for the EMA update where the train step is
     # not compiled with XLA (torch; TensorFlow on CPU): `keras.ops` has no
     # in-place lerp. See the module's docstring and benchmarks/ema_overhead.
+    # Also reads TF1 checkpoints (Google's bert_model.ckpt) for
+    # keras_cool.models: only TensorFlow reads that format (lazy import).
     "_backend.py": ("tensorflow", "torch"),
 }
 KERAS_BASES = (
@@ -45,12 +57,20 @@ KERAS_BASES = (
 )
 
 
+def subpackage(dotted):
+    """`keras_cool.a.b` for `"a.b"`, through attributes (as users reach it)."""
+    module = keras_cool
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module
+
+
 def public_objects():
     found = {}
     for name in keras_cool.__all__:
         found[f"keras_cool.{name}"] = getattr(keras_cool, name)
     for sub in SUBPACKAGES:
-        module = getattr(keras_cool, sub)
+        module = subpackage(sub)
         for name in module.__all__:
             found[f"keras_cool.{sub}.{name}"] = getattr(module, name)
     return {
@@ -82,7 +102,7 @@ def source_files(*roots):
 
 def test_subpackages_have_explicit_all():
     for sub in SUBPACKAGES:
-        module = getattr(keras_cool, sub)
+        module = subpackage(sub)
         assert isinstance(module.__all__, list), sub
         for name in module.__all__:
             assert hasattr(module, name), f"keras_cool.{sub}.{name}"

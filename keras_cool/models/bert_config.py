@@ -30,8 +30,13 @@ def config_path(path):
     path = os.fspath(path)
     if os.path.isfile(path):
         return path
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    for name in CONFIG_FILES:
+    if os.path.isdir(path):
+        folder = path
+    elif os.path.isfile(path + ".index"):  # a checkpoint prefix
+        folder = os.path.dirname(path)
+    else:
+        folder = None
+    for name in CONFIG_FILES if folder is not None else ():
         candidate = os.path.join(folder or ".", name)
         if os.path.isfile(candidate):
             return candidate

@@ -1,0 +1,5 @@
+"""keras_cool.optimizers: learning-rate schedules (`schedules`)."""
+
+from keras_cool.optimizers import schedules
+
+__all__ = ["schedules"]
