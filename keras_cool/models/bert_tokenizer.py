@@ -26,6 +26,16 @@ def _wordpiece(vocabulary, lowercase, strip_accents):
     )
 
 
+def _truncate_pair(a, b, budget):
+    """Google's `_truncate_seq_pair`: the longer list loses its last token
+    (the second on a tie) until both fit in `budget`; in place."""
+    while len(a) + (0 if b is None else len(b)) > budget:
+        if b is None or len(a) > len(b):
+            a.pop()
+        else:
+            b.pop()
+
+
 class BertTokenizer:
     """BERT's WordPiece tokenizer, cased or uncased, from a `vocab.txt`.
 
@@ -34,8 +44,10 @@ class BertTokenizer:
     WordPiece model), with BERT's template `[CLS] A [SEP] B [SEP]`.
     `encode` gives what `build_bert` models take: token ids and segment
     ids (0 for the first text and its `[CLS]`/`[SEP]`, 1 for the second).
-    With a `length`, pairs are truncated longest-first (the longer text
-    loses a token at a time) and padded with `[PAD]` (id 0).
+    With a `length`, texts are truncated as Google's `run_classifier.py`
+    and transformers' `BertTokenizer` do (the longer text of a pair loses
+    its last token, the second on a tie, until the pair fits) and padded
+    with `[PAD]` (id 0).
 
     Args:
         vocabulary: path of a `vocab.txt` (one token a line, the id is the
@@ -104,26 +116,41 @@ class BertTokenizer:
         """The WordPiece tokens of `text`, without `[CLS]`/`[SEP]`."""
         return self._tokenizer.encode(text, add_special_tokens=False).tokens
 
-    def _encode(self, pairs, length):
-        tokenizer = self._tokenizer
-        if length is not None:
-            if isinstance(length, bool) or int(length) < 3:
-                raise ValueError(f"length must be an int >= 3, got {length}.")
-            tokenizer.enable_truncation(int(length))
-            tokenizer.enable_padding(
-                length=int(length), pad_id=self.pad_id, pad_token="[PAD]"
+    def _pieces(self, texts):
+        encodings = self._tokenizer.encode_batch(
+            list(texts), add_special_tokens=False
+        )
+        return [list(e.ids) for e in encodings]
+
+    def _encode(self, firsts, seconds, length):
+        if length is not None and (isinstance(length, bool) or length < 3):
+            raise ValueError(f"length must be an int >= 3, got {length}.")
+        firsts = self._pieces(firsts)
+        seconds = [None] * len(firsts) if seconds is None else seconds
+        seconds = [
+            None if s is None else p
+            for s, p in zip(
+                seconds, self._pieces(["" if s is None else s for s in seconds])
             )
-        else:
-            tokenizer.no_truncation()
-            tokenizer.enable_padding(pad_id=self.pad_id, pad_token="[PAD]")
-        try:
-            encodings = tokenizer.encode_batch(pairs)
-        finally:
-            tokenizer.no_truncation()
-            tokenizer.no_padding()
-        ids = np.array([e.ids for e in encodings], "int32")
-        segments = np.array([e.type_ids for e in encodings], "int32")
-        return ids, segments
+        ]
+        rows, kinds = [], []
+        for a, b in zip(firsts, seconds):
+            if length is not None:
+                _truncate_pair(a, b, length - (2 if b is None else 3))
+            ids = [self.cls_id] + a + [self.sep_id]
+            segments = [0] * len(ids)
+            if b is not None:
+                ids += b + [self.sep_id]
+                segments += [1] * (len(b) + 1)
+            rows.append(ids)
+            kinds.append(segments)
+        width = length or max(len(r) for r in rows)
+        token_ids = np.full((len(rows), width), self.pad_id, "int32")
+        segment_ids = np.zeros((len(rows), width), "int32")
+        for i, (ids, segments) in enumerate(zip(rows, kinds)):
+            token_ids[i, : len(ids)] = ids
+            segment_ids[i, : len(ids)] = segments
+        return token_ids, segment_ids
 
     def encode(self, first, second=None, length=None):
         """Token ids and segment ids of one text or a text pair.
@@ -136,8 +163,7 @@ class BertTokenizer:
         Returns:
             `(token_ids, segment_ids)`, int32 arrays of shape `(length,)`.
         """
-        pair = first if second is None else (first, second)
-        ids, segments = self._encode([pair], length)
+        ids, segments = self._encode([first], [second], length)
         return ids[0], segments[0]
 
     def encode_batch(self, firsts, seconds=None, length=None):
@@ -147,17 +173,14 @@ class BertTokenizer:
             `(token_ids, segment_ids)`, int32 arrays `(n, length)`.
         """
         firsts = list(firsts)
-        if seconds is None:
-            pairs = firsts
-        else:
+        if seconds is not None:
             seconds = list(seconds)
             if len(seconds) != len(firsts):
                 raise ValueError(
                     f"encode_batch got {len(firsts)} first texts and "
                     f"{len(seconds)} second texts."
                 )
-            pairs = list(zip(firsts, seconds))
-        return self._encode(pairs, length)
+        return self._encode(firsts, seconds, length)
 
     def decode(self, token_ids, skip_special_tokens=True):
         """The text of token ids (WordPiece pieces joined)."""
