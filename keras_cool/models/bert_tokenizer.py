@@ -126,13 +126,10 @@ class BertTokenizer:
         if length is not None and (isinstance(length, bool) or length < 3):
             raise ValueError(f"length must be an int >= 3, got {length}.")
         firsts = self._pieces(firsts)
-        seconds = [None] * len(firsts) if seconds is None else seconds
-        seconds = [
-            None if s is None else p
-            for s, p in zip(
-                seconds, self._pieces(["" if s is None else s for s in seconds])
-            )
-        ]
+        if seconds is None:
+            seconds = [None] * len(firsts)
+        pieces = self._pieces(["" if s is None else s for s in seconds])
+        seconds = [None if s is None else p for s, p in zip(seconds, pieces)]
         rows, kinds = [], []
         for a, b in zip(firsts, seconds):
             if length is not None:
