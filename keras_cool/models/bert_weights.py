@@ -75,14 +75,16 @@ def _hf_to_google(name, array):
         google = dict(_HF_PARTS).get(base)
         if google is None:
             return f"<hf>{name}", array  # reported as unused
-    if google.endswith("_embeddings"):
+    if google.endswith("_embeddings") and leaf == "weight":
         return google, array
-    leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
-    if google.endswith("LayerNorm"):
+    if google.endswith("LayerNorm"):  # old HF files say gamma / beta
+        leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
         return f"{google}/{leaf}", array
-    if leaf == "gamma":  # a torch Linear weight [out, in]
+    if leaf == "weight":  # a torch Linear weight is [out, in]
         return f"{google}/kernel", np.ascontiguousarray(array.T)
-    return f"{google}/bias", array
+    if leaf == "bias":
+        return f"{google}/bias", array
+    return f"<hf>{name}", array
 
 
 def _read_safetensors(files):
