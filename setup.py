@@ -32,7 +32,10 @@ setup(
         # The CPU build: on a machine with a local CPU wheel this picks it;
         # GPU users install their own torch first and pip keeps it.
         "torch": ["torch>=2.2,<=2.13.0"],
-        "examples": ["scikit-learn", "Pillow", "scipy"],
+        # keras_cool.models: BertTokenizer, HuggingFace safetensors. Google
+        # TF1 checkpoints also need tensorflow (any Keras backend).
+        "bert": ["tokenizers", "safetensors"],
+        "examples": ["scikit-learn", "Pillow", "scipy", "tokenizers"],
         "test": [
             "pytest",
             "pytest-timeout",
@@ -40,6 +43,8 @@ setup(
             "scikit-learn",
             "Pillow",
             "scipy",
+            "safetensors",
+            "tokenizers",
         ],
     },
     classifiers=[

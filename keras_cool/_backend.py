@@ -4,7 +4,8 @@ Every other module uses only `keras` and `keras.ops`; this is the only one
 that may import a backend package (`tensorflow`, `torch`; never
 `keras.src`). The rule is enforced by ruff (`TID251` in `pyproject.toml`)
 and by `tests/test_api_guards.py`. Add code here only where a backend truly
-must differ, with the measurement that shows it.
+must differ, with the measurement that shows it, or where only a backend
+package can do the job (reading a TensorFlow checkpoint).
 
 The EMA update `shadow <- d * shadow + (1 - d) * weight`, one pass each
 (`make_ema_average`). On JAX, and on TensorFlow with XLA, the update written
@@ -25,11 +26,17 @@ Every form is exact at the ends (finite values): `d = 0` gives
 `shadow = weight` and `d = 1` leaves `shadow` unchanged, bit for bit.
 In between, torch's `lerp_` rounds differently from the `keras.ops` form
 (within float32 rounding).
+
+Reading a TF1 checkpoint (`read_tf_checkpoint`), e.g. Google's original
+`bert_model.ckpt`: only TensorFlow reads its tensor-bundle format, so
+TensorFlow is imported lazily, on any Keras backend, with an install hint
+when it is missing. The arrays come back as numpy; nothing else of
+TensorFlow is used.
 """
 
 import keras
 
-__all__ = ["make_ema_average"]
+__all__ = ["make_ema_average", "read_tf_checkpoint"]
 
 
 def make_ema_average():
@@ -77,3 +84,34 @@ def _tensorflow_average():
         fused([s.value for s in shadows], list(weights), d)
 
     return average
+
+
+def read_tf_checkpoint(prefix, skip=None):
+    """Reads a TensorFlow checkpoint into `{name: numpy array}`.
+
+    Args:
+        prefix: the checkpoint prefix, e.g. `".../bert_model.ckpt"` (the
+            files are `prefix.index` and `prefix.data-*`).
+        skip: optional `fn(name) -> bool`; variables it accepts are not
+            read (e.g. optimizer slots).
+
+    Raises:
+        ImportError: TensorFlow is not installed (any Keras backend can use
+            the arrays, but only TensorFlow reads the format).
+    """
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ImportError(
+            "Reading a TensorFlow checkpoint needs the tensorflow package "
+            "(any Keras backend can then use the weights): pip install "
+            "tensorflow-cpu, or tensorflow. Or convert the checkpoint to "
+            "HuggingFace safetensors once and load that."
+        ) from error
+    reader = tf.train.load_checkpoint(str(prefix))
+    names = sorted(reader.get_variable_to_shape_map())
+    return {
+        name: reader.get_tensor(name)
+        for name in names
+        if skip is None or not skip(name)
+    }

@@ -40,6 +40,7 @@ SUBPACKAGES = [
     "capture",
     "data",
     "losses",
+    "models",
     "optimizers",
     "optimizers.schedules",
     "testing",
@@ -52,6 +53,8 @@ BACKEND_MODULES = {
     # One fused pass per weight for the EMA update where the train step is
     # not compiled with XLA (torch; TensorFlow on CPU): `keras.ops` has no
     # in-place lerp. See the module's docstring and benchmarks/ema_overhead.
+    # Also reads TF1 checkpoints (Google's bert_model.ckpt) for
+    # keras_cool.models: only TensorFlow reads that format (lazy import).
     "_backend.py": ("tensorflow", "torch"),
 }
 KERAS_BASES = (

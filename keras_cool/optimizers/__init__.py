@@ -1,4 +1,4 @@
-"""keras_cool.optimizers: public objects are listed in `__all__`."""
+"""keras_cool.optimizers: learning-rate schedules (`schedules`)."""
 
 from keras_cool.optimizers import schedules
 

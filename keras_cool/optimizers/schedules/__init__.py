@@ -1,5 +1,6 @@
-"""keras_cool.optimizers.schedules: public objects are listed in `__all__`."""
+"""keras_cool.optimizers.schedules: registered `LearningRateSchedule`s."""
 
+from keras_cool.optimizers.schedules.piecewise_linear import PiecewiseLinear
 from keras_cool.optimizers.schedules.warmup_schedule import WarmupSchedule
 
-__all__ = ["WarmupSchedule"]
+__all__ = ["PiecewiseLinear", "WarmupSchedule"]

@@ -1,0 +1,349 @@
+"""Read BERT weights (Google TF1 checkpoint or HuggingFace) and load them.
+
+Both formats are read into `{google_name: numpy array}` under Google's
+original variable names and layouts (`bert/encoder/layer_0/attention/
+self/query/kernel`, kernels `[in, out]`), then assigned to the layers of
+a `build_bert` model.
+"""
+
+import glob
+import json
+import os
+import re
+import warnings
+
+import numpy as np
+
+from keras_cool import _backend
+
+__all__ = ["load_bert_weights", "read_bert_weights"]
+
+_SLOTS = ("adam_m", "adam_v", "Adam", "Adam_1", "Momentum")
+_SKIPPED_NAMES = ("global_step", "good_steps", "loss_scale")
+
+
+def _is_training_state(name):
+    last = name.rsplit("/", 1)[-1]
+    return last in _SLOTS or name in _SKIPPED_NAMES
+
+
+# ------------------------------------------------------------ HF names
+_HF_PARTS = [
+    ("bert.embeddings.word_embeddings", "bert/embeddings/word_embeddings"),
+    (
+        "bert.embeddings.token_type_embeddings",
+        "bert/embeddings/token_type_embeddings",
+    ),
+    (
+        "bert.embeddings.position_embeddings",
+        "bert/embeddings/position_embeddings",
+    ),
+    ("bert.embeddings.LayerNorm", "bert/embeddings/LayerNorm"),
+    ("bert.pooler.dense", "bert/pooler/dense"),
+    ("cls.predictions.transform.dense", "cls/predictions/transform/dense"),
+    (
+        "cls.predictions.transform.LayerNorm",
+        "cls/predictions/transform/LayerNorm",
+    ),
+]
+_HF_LAYER = re.compile(r"^bert\.encoder\.layer\.(\d+)\.(.+)$")
+# HF tensors that duplicate another one (tied) or are buffers.
+_HF_SKIPPED = (
+    "cls.predictions.decoder.weight",
+    "cls.predictions.decoder.bias",
+    "bert.embeddings.position_ids",
+)
+
+
+def _hf_to_google(name, array):
+    """`(google_name, array)` for a HF tensor, or None to skip it."""
+    if not name.startswith(("bert.", "cls.")):
+        name = "bert." + name  # saved from BertModel (no "bert." prefix)
+    if name in _HF_SKIPPED:
+        return None
+    if name == "cls.predictions.bias":
+        return "cls/predictions/output_bias", array
+    if name == "cls.seq_relationship.weight":  # both store [2, hidden]
+        return "cls/seq_relationship/output_weights", array
+    if name == "cls.seq_relationship.bias":
+        return "cls/seq_relationship/output_bias", array
+    base, leaf = name.rsplit(".", 1)
+    match = _HF_LAYER.match(base)
+    if match:
+        google = f"bert/encoder/layer_{match[1]}/" + match[2].replace(".", "/")
+    else:
+        google = dict(_HF_PARTS).get(base)
+        if google is None:
+            return f"<hf>{name}", array  # reported as unused
+    if google.endswith("_embeddings") and leaf == "weight":
+        return google, array
+    if google.endswith("LayerNorm"):  # old HF files say gamma / beta
+        leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
+        return f"{google}/{leaf}", array
+    if leaf == "weight":  # a torch Linear weight is [out, in]
+        return f"{google}/kernel", np.ascontiguousarray(array.T)
+    if leaf == "bias":
+        return f"{google}/bias", array
+    return f"<hf>{name}", array
+
+
+def _read_safetensors(files):
+    try:
+        from safetensors.numpy import load_file
+    except ImportError as error:
+        raise ImportError(
+            "Reading HuggingFace safetensors needs the safetensors package "
+            "(no torch needed): pip install safetensors, or pip install "
+            '"keras-cool[bert]".'
+        ) from error
+    weights = {}
+    for path in files:
+        for name, array in load_file(path).items():
+            converted = _hf_to_google(name, array)
+            if converted is not None:
+                weights[converted[0]] = converted[1]
+    return weights
+
+
+def _safetensors_files(folder):
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index, encoding="utf-8") as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+        return [os.path.join(folder, shard) for shard in shards]
+    single = os.path.join(folder, "model.safetensors")
+    return [single] if os.path.isfile(single) else []
+
+
+def _tf_prefix(path):
+    """The checkpoint prefix for a prefix, an .index/.data file or folder."""
+    if os.path.isfile(path + ".index"):
+        return path
+    stripped = re.sub(r"\.(index|data-\d+-of-\d+)$", "", path)
+    if stripped != path and os.path.isfile(stripped + ".index"):
+        return stripped
+    if os.path.isdir(path):
+        found = sorted(glob.glob(os.path.join(path, "*.index")))
+        if len(found) == 1:
+            return found[0][: -len(".index")]
+        if len(found) > 1:
+            raise ValueError(
+                f"{path!r} holds several checkpoints "
+                f"{[os.path.basename(f) for f in found]}; pass the prefix "
+                "of one, e.g. .../bert_model.ckpt."
+            )
+    return None
+
+
+def read_bert_weights(path):
+    """Reads BERT weights into `{google_name: numpy array}`.
+
+    The format is detected:
+
+    - a Google TF1 checkpoint: its prefix (`.../bert_model.ckpt`), one of
+      its files, or the folder holding it. Needs TensorFlow to read (on any
+      Keras backend; an `ImportError` says how to install it). Optimizer
+      slots (`*/adam_m`, `*/adam_v`) and `global_step` are skipped.
+    - HuggingFace: a folder with `model.safetensors` (or a sharded
+      `model.safetensors.index.json`), or a `.safetensors` file. Read with
+      the `safetensors` package into numpy (no torch or TensorFlow).
+      Names and layouts are converted to Google's (Linear weights
+      transposed, `LayerNorm.weight`/`bias` to `gamma`/`beta`); the tied
+      `cls.predictions.decoder.*` duplicates are dropped. Tensors with no
+      BERT meaning keep their name, prefixed `<hf>`.
+
+    Args:
+        path: see above.
+
+    Returns:
+        dict from Google variable name to numpy array.
+
+    Example:
+
+    ```python
+    weights = keras_cool.models.read_bert_weights("bert_model.ckpt")
+    weights["bert/embeddings/word_embeddings"].shape  # (30522, 768)
+    ```
+    """
+    path = os.fspath(path)
+    if path.endswith(".safetensors") and os.path.isfile(path):
+        return _read_safetensors([path])
+    if os.path.isdir(path):
+        files = _safetensors_files(path)
+        if files:
+            return _read_safetensors(files)
+    prefix = _tf_prefix(path)
+    if prefix is not None:
+        return _backend.read_tf_checkpoint(prefix, skip=_is_training_state)
+    raise FileNotFoundError(
+        f"No BERT weights at {path!r}: expected a Google checkpoint prefix "
+        "(bert_model.ckpt, next to bert_model.ckpt.index), a HuggingFace "
+        "folder with model.safetensors, or a .safetensors file."
+    )
+
+
+# ----------------------------------------------------------- the model
+def _weights_of(layer):
+    return {v.path.rsplit("/", 1)[-1]: v for v in layer.weights}
+
+
+def _attention_weights(layer):
+    """MHA variables by sub-layer: {"query": {"kernel": v, ...}, ...}."""
+    found = {}
+    for variable in layer.weights:
+        parts = variable.path.split("/")
+        found.setdefault(parts[-2], {})[parts[-1]] = variable
+    return found
+
+
+def _targets(model):
+    """`{google_name: (variable, transform)}` for a `build_bert` model."""
+    layers = {layer.name: layer for layer in model.layers}
+    if "token_embedding" not in layers:
+        raise ValueError(
+            f"Model {model.name!r} has no layer 'token_embedding': pass a "
+            "model made by keras_cool.models.build_bert (for a model that "
+            "wraps one, pass the inner BERT model)."
+        )
+    targets = {}
+
+    def add(google, variable, transform=None):
+        targets[google] = (variable, transform)
+
+    def dense(google, layer_name):
+        w = _weights_of(layers[layer_name])
+        add(f"{google}/kernel", w["kernel"])
+        add(f"{google}/bias", w["bias"])
+
+    def norm(google, layer_name):
+        w = _weights_of(layers[layer_name])
+        add(f"{google}/gamma", w["gamma"])
+        add(f"{google}/beta", w["beta"])
+
+    emb = "bert/embeddings/"
+    add(emb + "word_embeddings", layers["token_embedding"].embeddings)
+    add(emb + "token_type_embeddings", layers["segment_embedding"].embeddings)
+    add(emb + "position_embeddings", layers["position_embedding"].embeddings)
+    norm(emb + "LayerNorm", "embeddings_norm")
+    index = 0
+    while f"layer_{index}_attention" in layers:
+        google = f"bert/encoder/layer_{index}/"
+        prefix = f"layer_{index}_"
+        parts = _attention_weights(layers[prefix + "attention"])
+        for part in ("query", "key", "value"):
+            for leaf in ("kernel", "bias"):
+                add(
+                    f"{google}attention/self/{part}/{leaf}",
+                    parts[part][leaf],
+                    "heads_in",
+                )
+        out = parts["attention_output"]
+        add(
+            f"{google}attention/output/dense/kernel", out["kernel"], "heads_out"
+        )
+        add(f"{google}attention/output/dense/bias", out["bias"])
+        norm(f"{google}attention/output/LayerNorm", prefix + "attention_norm")
+        dense(f"{google}intermediate/dense", prefix + "intermediate")
+        dense(f"{google}output/dense", prefix + "output")
+        norm(f"{google}output/LayerNorm", prefix + "output_norm")
+        index += 1
+    dense("bert/pooler/dense", "pooler")
+    if "mlm_transform" in layers:
+        dense("cls/predictions/transform/dense", "mlm_transform")
+        norm("cls/predictions/transform/LayerNorm", "mlm_norm")
+        add("cls/predictions/output_bias", layers["mlm_bias"].bias)
+    if "nsp" in layers:
+        w = _weights_of(layers["nsp"])
+        add("cls/seq_relationship/output_weights", w["kernel"], "transpose")
+        add("cls/seq_relationship/output_bias", w["bias"])
+    return targets
+
+
+def _expected_shape(variable, transform):
+    """The checkpoint's shape for a model variable (Google layout)."""
+    shape = tuple(variable.shape)
+    if transform == "transpose":
+        return shape[::-1]
+    if transform == "heads_in":  # q/k/v kernel (H, heads, d), bias (heads, d)
+        return shape[:-2] + (shape[-2] * shape[-1],)
+    if transform == "heads_out":  # output kernel (heads, d, H)
+        return (shape[0] * shape[1], shape[2])
+    return shape
+
+
+def load_bert_weights(model, path, strict=True):
+    """Loads BERT weights into a `build_bert` model; returns a report.
+
+    Reads `path` with `read_bert_weights` (Google TF1 checkpoint or
+    HuggingFace safetensors, detected) and assigns every variable. A
+    shape mismatch raises `ValueError` naming the variable and both
+    shapes, before anything is assigned. Variables of the model that the
+    checkpoint lacks ("missing") and checkpoint variables the model has no
+    place for ("unused") raise `ValueError` with `strict=True` and are a
+    warning with `strict=False`. Pre-training heads (`cls/*`) of a model
+    built without them are not "unused": they are listed as `skipped`.
+
+    Args:
+        model: a model made by `build_bert`.
+        path: weights, see `read_bert_weights`; or a dict already read.
+        strict: raise (True) or warn (False) on missing / unused
+            variables.
+
+    Returns:
+        dict with the sorted lists `loaded`, `missing`, `unused` and
+        `skipped` (Google names).
+
+    Example:
+
+    ```python
+    model = keras_cool.models.build_bert("bert_config.json", nsp=True)
+    report = keras_cool.models.load_bert_weights(model, "bert_model.ckpt")
+    report["skipped"]  # ['cls/predictions/...'] (no MLM head built)
+    ```
+    """
+    weights = path if isinstance(path, dict) else read_bert_weights(path)
+    targets = _targets(model)
+    values = {}
+    for name, (variable, transform) in targets.items():
+        if name not in weights:
+            continue
+        array = np.asarray(weights[name])
+        expected = _expected_shape(variable, transform)
+        if tuple(array.shape) != expected:
+            raise ValueError(
+                f"Shape mismatch for {name}: the checkpoint has "
+                f"{tuple(array.shape)}, the model expects {expected} "
+                f"(variable {variable.path} of shape "
+                f"{tuple(variable.shape)}). Is the config the checkpoint's?"
+            )
+        if transform == "transpose":
+            array = array.T
+        values[name] = array.reshape(tuple(variable.shape))
+    missing = sorted(set(targets) - set(values))
+    extra = sorted(set(weights) - set(targets))
+    heads = ("cls/predictions/", "cls/seq_relationship/")
+    skipped = [n for n in extra if n.startswith(heads)]
+    unused = [n for n in extra if not n.startswith(heads)]
+    problems = []
+    if missing:
+        problems.append(f"missing from the checkpoint: {missing}")
+    if unused:
+        problems.append(f"in the checkpoint but unused: {unused}")
+    if problems:
+        message = (
+            f"Loading BERT weights into {model.name!r}: "
+            + "; ".join(problems)
+            + ". Check the config and the heads (mlm=, nsp=)"
+        )
+        if strict:
+            raise ValueError(message + ", or pass strict=False.")
+        warnings.warn(message + ".", stacklevel=2)
+    for name, array in values.items():
+        variable = targets[name][0]
+        variable.assign(array.astype(variable.dtype))
+    return {
+        "loaded": sorted(values),
+        "missing": missing,
+        "unused": unused,
+        "skipped": skipped,
+    }
