@@ -15,14 +15,21 @@ import time
 import numpy as np
 
 
-def timed(fn):
-    """Return (seconds, result) of one call of `fn()`."""
-    start = time.perf_counter()
+def timed(fn, clock=time.perf_counter):
+    """Return (seconds, result) of one call of `fn()` on `clock`."""
+    start = clock()
     result = fn()
-    return time.perf_counter() - start, result
+    return clock() - start, result
 
 
-def interleaved(runners, repeats, rotate=False, per=1, self_timed=False):
+def interleaved(
+    runners,
+    repeats,
+    rotate=False,
+    per=1,
+    self_timed=False,
+    clock=time.perf_counter,
+):
     """Call every runner once per repeat, in turn; return {name: [seconds]}.
 
     Interleaving spreads the load of other programs over all runners alike.
@@ -30,14 +37,16 @@ def interleaved(runners, repeats, rotate=False, per=1, self_timed=False):
     so that no runner always runs first. The wall time of each call is one
     sample; with `self_timed`, each runner times itself and returns a list
     of samples instead. Every sample is divided by `per` (e.g. the number
-    of steps, for seconds per step).
+    of steps, for seconds per step). `clock` is the wall clock by default;
+    `time.process_time` (this process's CPU time, all threads) is steadier
+    on a machine shared with other jobs.
     """
     runners = list(runners.items())
     times = {name: [] for name, _ in runners}
     for i in range(repeats):
         start = i % len(runners) if rotate else 0
         for name, fn in runners[start:] + runners[:start]:
-            seconds, result = timed(fn)
+            seconds, result = timed(fn, clock)
             samples = result if self_timed else [seconds]
             times[name].extend(s / per for s in samples)
     return times

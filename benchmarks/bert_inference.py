@@ -7,14 +7,12 @@ keras-hub's `BertBackbone` uses the tanh GELU, so ours is built with
 `hidden_act="gelu_new"` for a like-for-like ratio; the exact (erf) GELU,
 which Google's and HuggingFace's `"gelu"` configs ask for, is timed too.
 Calls are interleaved (rotating order) over several rounds; medians and
-minimums are reported. The timing helper is written inline (a shared
-`benchmarks/_timing.py` may replace it).
+minimums are reported (`benchmarks/_timing.py`).
 
-Each call is timed twice: wall clock, and the CPU time of this process
-(all its threads). On a machine shared with other jobs the wall clock
-mostly measures who got the cores; the CPU time measures the work, so
-`--clock cpu` (the default) gives the ratio; use `--clock wall` on a
-dedicated machine or an accelerator. Both are printed.
+`--clock cpu` (the default) times the CPU time of this process (all its
+threads): on a machine shared with other jobs the wall clock mostly
+measures who got the cores. Use `--clock wall` on a dedicated machine or
+an accelerator.
 
 Last line: `bert_inference: ratio=R (keras_cool=... s, keras_hub=... s,
 ...)`, R = our median time / keras-hub's on the chosen clock (<= 1.05 is
@@ -26,31 +24,15 @@ Run: python benchmarks/bert_inference.py [--quick] [--rounds 15]
 """
 
 import argparse
-import statistics
 import time
 
 import keras
 import numpy as np
+from _timing import interleaved
+from _timing import print_times
+from _timing import ratio_line
 
 from keras_cool.models import build_bert
-
-
-def interleaved(runs, rounds):
-    """Wall and process-CPU seconds per round, `{name: [...]}` each.
-
-    The order rotates every round. The CPU time (all threads of this
-    process) is less disturbed by other processes on a shared machine.
-    """
-    wall = {name: [] for name, _ in runs}
-    cpu = {name: [] for name, _ in runs}
-    for i in range(rounds):
-        k = i % len(runs)
-        for name, fn in runs[k:] + runs[:k]:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return wall, cpu
 
 
 def main():
@@ -144,33 +126,24 @@ def main():
         )
     for _, fn in runs:  # compile; not timed
         fn()
-    wall, cpu = interleaved(runs, rounds)
-    for name in wall:
-        print(
-            f"{name}: wall median {statistics.median(wall[name]):.4f} s, min "
-            f"{min(wall[name]):.4f} s; CPU median "
-            f"{statistics.median(cpu[name]):.4f} s, min {min(cpu[name]):.4f}"
-            f" s per {n} samples"
-        )
-    times = cpu if args.clock == "cpu" else wall
-    medians = {name: statistics.median(v) for name, v in times.items()}
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    times = interleaved(dict(runs), rounds, rotate=True, clock=clock)
+    print(f"{args.clock} seconds per {n} samples:")
+    print_times(times)
     if keras_hub is None:
         print(
             "bert_inference: ratio=0 (skipped: keras-hub not installed; "
-            f"keras_cool={medians['keras_cool']:.4f} s {args.clock})"
+            f"keras_cool={min(times['keras_cool']):.4f} s {args.clock})"
         )
         return
-
-    def ratio(values, pick):
-        return pick(values["keras_cool"]) / pick(values["keras_hub"])
-
-    other = wall if args.clock == "cpu" else cpu
     print(
-        f"bert_inference: ratio={ratio(times, statistics.median):.3f} "
-        f"(clock={args.clock}, keras_cool={medians['keras_cool']:.4f} s, "
-        f"keras_hub={medians['keras_hub']:.4f} s, ratio of minimums="
-        f"{ratio(times, min):.3f}, other clock's ratio="
-        f"{ratio(other, statistics.median):.3f})"
+        ratio_line(
+            "bert_inference",
+            times,
+            "keras_cool",
+            "keras_hub",
+            extra=[f"clock={args.clock}"],
+        )
     )
 
 
