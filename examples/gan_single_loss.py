@@ -22,9 +22,9 @@ import time
 
 import keras
 import numpy as np
-from _common import mixture_centres
-from _common import mode_metrics
-from _common import sample_mixture
+from _mixtures import mixture_centres
+from _mixtures import mode_metrics
+from _mixtures import sample_mixture
 
 import keras_cool
 
@@ -44,24 +44,54 @@ def parse_args(argv=None):
     )
     parser.add_argument("--latent-dim", type=int, default=16)
     parser.add_argument("--width", type=int, default=128)
+    parser.add_argument(
+        "--final-lr",
+        type=float,
+        default=0.1,
+        help="cosine decay ends at this fraction of the learning rate",
+    )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="EMA decay of the weights (G is evaluated on the EMA); 0: off",
+    )
+    parser.add_argument(
+        "--spectral-norm",
+        action="store_true",
+        help="wrap D's Dense layers in keras.layers.SpectralNormalization",
+    )
     parser.add_argument("--output-dir", default="outputs/gan_single_loss")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     return parser.parse_args(argv)
 
 
-def mlp(inputs, width, depth, outputs, name):
+def mlp(inputs, width, depth, outputs, name, spectral_norm=False):
+    def dense(units):
+        layer = keras.layers.Dense(units)
+        if spectral_norm:
+            return keras.layers.SpectralNormalization(layer)
+        return layer
+
     h = inputs
     for _ in range(depth):
-        h = keras.layers.Dense(width)(h)
+        h = dense(width)(h)
         h = keras.layers.LeakyReLU(0.2)(h)
-    return keras.Model(inputs, keras.layers.Dense(outputs)(h), name=name)
+    return keras.Model(inputs, dense(outputs)(h), name=name)
 
 
 def build(args):
     generator = mlp(
         keras.Input((args.latent_dim,)), args.width, 3, 2, "generator"
     )
-    discriminator = mlp(keras.Input((2,)), args.width, 3, 1, "discriminator")
+    discriminator = mlp(
+        keras.Input((2,)),
+        args.width,
+        3,
+        1,
+        "discriminator",
+        args.spectral_norm,
+    )
     real = keras.Input((2,), name="real")
     noise = keras.Input((args.latent_dim,), name="noise")
     objective = keras_cool.layers.AdversarialObjective(
@@ -70,7 +100,7 @@ def build(args):
     model = keras.Model([real, noise], objective([real, generator(noise)]))
     # Cosine decay to 10 %: the late, small steps sharpen the modes.
     schedule = keras.optimizers.schedules.CosineDecay(
-        args.learning_rate, args.steps, alpha=0.1
+        args.learning_rate, args.steps, alpha=args.final_lr
     )
     optimizer = keras.optimizers.Adam(schedule, beta_1=0.5)
     # Several steps per compiled call cut Python overhead (not on torch).
@@ -97,9 +127,21 @@ def main(argv=None):
         f"{args.data}: loss={args.loss} passes={objective.passes} "
         f"steps={steps} batch={batch} backend={keras.backend.backend()}"
     )
+    callbacks = []
+    if args.ema:
+        callbacks.append(
+            keras_cool.callbacks.ExponentialMovingAverage(
+                args.ema, final_weights="ema"
+            )
+        )
     start = time.time()
     model.fit(
-        [real, noise], batch_size=batch, epochs=1, shuffle=False, verbose=2
+        [real, noise],
+        batch_size=batch,
+        epochs=1,
+        shuffle=False,
+        verbose=2,
+        callbacks=callbacks,
     )
     seconds = time.time() - start
 

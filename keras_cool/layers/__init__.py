@@ -4,6 +4,7 @@ from keras_cool.layers.adversarial_objective import AdversarialObjective
 from keras_cool.layers.center_loss_dense import CenterLossDense
 from keras_cool.layers.gaussian_mixture_prior import GaussianMixturePrior
 from keras_cool.layers.gradient_switch import GradientSwitch
+from keras_cool.layers.snapshot_penalty import SnapshotPenalty
 from keras_cool.layers.variational_sampling import VariationalSampling
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "CenterLossDense",
     "GaussianMixturePrior",
     "GradientSwitch",
+    "SnapshotPenalty",
     "VariationalSampling",
 ]

@@ -12,6 +12,11 @@ from keras_cool.losses.gan import OBJECTIVES
 
 __all__ = ["AdversarialObjective"]
 
+# Objectives whose generator-side loss is minus the *whole* discriminator
+# loss, so that gradient reversal on both sides (2 passes) is exact when the
+# real samples are trainable too (`trainable_real=True`).
+FULL_REVERSAL = ("ali_minimax",)
+
 
 @keras.saving.register_keras_serializable(package="keras_cool")
 class AdversarialObjective(keras.layers.Layer):
@@ -56,6 +61,24 @@ class AdversarialObjective(keras.layers.Layer):
     | `"rsgan"` | `relativistic_*` | 3 |
     | `"rasgan"` | `relativistic_average_*` | 3 |
     | `"ralsgan"` | `relativistic_average_least_squares_*` | 3 |
+    | `"ali_minimax"` | D: `-log D(r) - log(1-D(g))`; G: `-L_D` | 2 (or 3) |
+    | `"ali_non_saturating"` | G: `-log(1 - D(r)) - log D(g)` | 3 |
+    | `"ali_su"` | G: `-log D(r) - log D(g)` | 3 |
+
+    **Several inputs, and a trainable real side (ALI / BiGAN).** The
+    discriminator may take several inputs: pass `real_samples` and
+    `generated_samples` as lists with the same structure, e.g.
+    `[[x, encoder(x)], [generator(z), z]]` for ALI's `D(x, z)`. They are
+    joined input by input. With `trainable_real=True` the real samples
+    carry gradient too: `L_D` sees them behind `stop_gradient`, and the
+    generator-side loss `L_G` reaches both sides, scaled by λ, through the
+    frozen discriminator, so the encoder gets `λ·∂L_G/∂θ_E` and the
+    generator `λ·∂L_G/∂θ_G` (3 passes: one call on the joined stopped
+    batch, one frozen call on the joined switched batch). The `ali_*`
+    losses have a real-pair term in `L_G` (the other losses, except the
+    relativistic ones, have none, so they send nothing to the real side).
+    With 2 passes, the reversal is put on both sides; that is exact only
+    for `"ali_minimax"`, whose `L_G` is minus the whole `L_D`.
 
     No label smoothing is applied. Real and generated samples go through
     the discriminator in one call on the joined batch (as keras.io's GAN
@@ -91,10 +114,15 @@ class AdversarialObjective(keras.layers.Layer):
             if the discriminator contains a `BatchNormalization` layer.
             Gradients are exact either way; only layers that mix samples
             across the batch see a difference.
+        trainable_real: `False` (default): the real samples are data, and
+            only the generated side gets λ·∂L_G. `True`: the real samples
+            come out of a trained model (ALI's encoder pair), and `L_G`
+            reaches them as well, with the same factor λ.
         **kwargs: base layer arguments.
 
     Call arguments:
-        inputs: `[real_samples, generated_samples]`, same batch size.
+        inputs: `[real_samples, generated_samples]`, same batch size; each
+            a tensor, or a list of tensors (one per discriminator input).
         training: passed to the discriminator.
 
     Returns:
@@ -111,11 +139,20 @@ class AdversarialObjective(keras.layers.Layer):
     model = keras.Model([x_real, z], objective([x_real, generator(z)]))
     model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
     model.fit([x, noise], epochs=10, batch_size=256)
+
+    # ALI: D scores (x, z) pairs; both pairs carry gradient.
+    ali = keras_cool.layers.AdversarialObjective(
+        pair_discriminator, loss="ali_su", trainable_real=True
+    )
+    outputs = ali([[x_real, encoder(x_real)], [generator(z), z]])
     ```
 
     Reference:
         Su Jianlin, "巧断梯度：单个loss实现GAN模型", kexue.fm/archives/6387
-        (2019); Ganin and Lempitsky, ICML 2015 (gradient reversal).
+        (2019); Ganin and Lempitsky, ICML 2015 (gradient reversal);
+        Dumoulin et al., "Adversarially Learned Inference", ICLR 2017;
+        Su Jianlin, "用变分推断统一理解生成模型", kexue.fm/archives/5716
+        (2018; `ali_su`).
     """
 
     def __init__(
@@ -125,6 +162,7 @@ class AdversarialObjective(keras.layers.Layer):
         generator_weight=1.0,
         passes=None,
         separate_batches=None,
+        trainable_real=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -132,11 +170,24 @@ class AdversarialObjective(keras.layers.Layer):
         if name not in OBJECTIVES:
             valid = sorted(OBJECTIVES) + sorted(ALIASES)
             raise ValueError(f"Unknown GAN loss {loss!r}: use one of {valid}.")
+        if trainable_real not in (True, False):
+            raise ValueError(
+                f"trainable_real must be True or False, got {trainable_real!r}."
+            )
         two_pass_ok = OBJECTIVES[name][2]
+        if trainable_real:
+            two_pass_ok = name in FULL_REVERSAL
         if passes is None:
             passes = 2 if two_pass_ok else 3
         if passes not in (2, 3):
             raise ValueError(f"passes must be 2, 3 or None, got {passes!r}.")
+        if passes == 2 and not two_pass_ok and trainable_real:
+            raise ValueError(
+                f"loss={loss!r} with trainable_real=True needs passes=3: "
+                "gradient reversal on both sides is exact only where the "
+                "generator-side loss is minus the whole discriminator loss "
+                f"({', '.join(FULL_REVERSAL)})."
+            )
         if passes == 2 and not two_pass_ok:
             raise ValueError(
                 f"loss={loss!r} needs passes=3: its generator loss is not "
@@ -159,6 +210,7 @@ class AdversarialObjective(keras.layers.Layer):
                 f"{separate_batches!r}."
             )
         self.separate_batches = separate_batches
+        self.trainable_real = trainable_real
         self._has_batch_norm = None
         self._d_loss, self._g_loss = OBJECTIVES[name][:2]
         mode = "reverse" if passes == 2 else "scale"
@@ -181,33 +233,11 @@ class AdversarialObjective(keras.layers.Layer):
             )
         return self._has_batch_norm
 
-    def _discriminate(self, real, generated, training):
-        """`D(real), D(generated)`: two calls, or one on the joined batch."""
-        if self._separate():
-            return (
-                self.discriminator(real, training=training),
-                self.discriminator(generated, training=training),
-            )
-        joined = ops.concatenate([real, generated], axis=0)
-        scores = self.discriminator(joined, training=training)
-        n = ops.shape(real)[0]
-        return scores[:n], scores[n:]
-
-    def compute_objective(self, real, generated, training=None):
-        """Return `(loss, d_real, d_generated)` without `add_loss`."""
-        if self.passes == 2:
-            switched = self.generator_switch(generated)
-            d_real, d_gen = self._discriminate(real, switched, training)
-            return self._d_loss(d_real, d_gen), d_real, d_gen
-        # A constant stop (not a switch whose factor is a variable), so
-        # that no backward pass through D is computed for this pass at all.
-        d_real, d_stop = self._discriminate(
-            real, ops.stop_gradient(generated), training
-        )
-        # The generator's pass sees D's weights as constants: no gradient
-        # reaches θ_D from L_G (and D's state, e.g. BatchNorm statistics,
-        # is not updated by this pass).
-        d_gen, _ = self.discriminator.stateless_call(
+    def _run(self, inputs, training, frozen):
+        """D on `inputs`; `frozen`: D's weights are constants (no θ_D grad)."""
+        if not frozen:
+            return self.discriminator(inputs, training=training)
+        scores, _ = self.discriminator.stateless_call(
             [
                 ops.stop_gradient(v)
                 for v in self.discriminator.trainable_variables
@@ -216,11 +246,70 @@ class AdversarialObjective(keras.layers.Layer):
                 ops.convert_to_tensor(v)
                 for v in self.discriminator.non_trainable_variables
             ],
-            self.generator_switch(generated),
+            inputs,
             training=training,
         )
+        return scores
+
+    def _discriminate(self, real, generated, training, frozen=False):
+        """`D(real), D(generated)`: two calls, or one on the joined batch.
+
+        `real` and `generated` are tensors, or lists of tensors for a
+        discriminator with several inputs (joined input by input).
+        """
+        if self._separate():
+            return (
+                self._run(real, training, frozen),
+                self._run(generated, training, frozen),
+            )
+        joined = keras.tree.map_structure(
+            lambda a, b: ops.concatenate([a, b], axis=0), real, generated
+        )
+        scores = self._run(joined, training, frozen)
+        n = ops.shape(keras.tree.flatten(real)[0])[0]
+        return scores[:n], scores[n:]
+
+    def compute_objective(self, real, generated, training=None):
+        """Return `(loss, d_real, d_generated)` without `add_loss`."""
+        if isinstance(real, (list, tuple)) or isinstance(
+            generated, (list, tuple)
+        ):
+            keras.tree.assert_same_structure(real, generated)
+        real = keras.tree.map_structure(ops.convert_to_tensor, real)
+        generated = keras.tree.map_structure(ops.convert_to_tensor, generated)
+        switch = self.generator_switch
+        stop = ops.stop_gradient
+        if self.passes == 2:
+            if self.trainable_real:
+                real = keras.tree.map_structure(switch, real)
+            switched = keras.tree.map_structure(switch, generated)
+            d_real, d_gen = self._discriminate(real, switched, training)
+            return self._d_loss(d_real, d_gen), d_real, d_gen
+        # Constant stops (not a switch whose factor is a variable), so that
+        # no backward pass through D is computed for these passes at all.
+        if self.trainable_real:
+            real_in = keras.tree.map_structure(stop, real)
+        else:
+            real_in = real
+        d_real, d_stop = self._discriminate(
+            real_in, keras.tree.map_structure(stop, generated), training
+        )
+        # The generator's pass sees D's weights as constants: no gradient
+        # reaches θ_D from L_G (and D's state, e.g. BatchNorm statistics,
+        # is not updated by this pass).
+        gen_in = keras.tree.map_structure(switch, generated)
+        if self.trainable_real:
+            d_real_g, d_gen = self._discriminate(
+                keras.tree.map_structure(switch, real),
+                gen_in,
+                training,
+                frozen=True,
+            )
+        else:
+            d_real_g = stop(d_real)
+            d_gen = self._run(gen_in, training, frozen=True)
         loss = self._d_loss(d_real, d_stop)
-        loss = loss + self._g_loss(ops.stop_gradient(d_real), d_gen)
+        loss = loss + self._g_loss(d_real_g, d_gen)
         return loss, d_real, d_gen
 
     def call(self, inputs, training=None):
@@ -248,6 +337,7 @@ class AdversarialObjective(keras.layers.Layer):
                 "generator_weight": self.generator_weight,
                 "passes": self.passes,
                 "separate_batches": self.separate_batches,
+                "trainable_real": self.trainable_real,
             }
         )
         return config
