@@ -57,6 +57,12 @@ def parse_args(argv=None):
         help="EMA decay of the weights (G is evaluated on the EMA); 0: off",
     )
     parser.add_argument(
+        "--gradient-penalty",
+        type=float,
+        default=0.0,
+        help="γ of the zero-centred (R1) penalty on real samples; 0: off",
+    )
+    parser.add_argument(
         "--spectral-norm",
         action="store_true",
         help="wrap D's Dense layers in keras.layers.SpectralNormalization",
@@ -95,7 +101,11 @@ def build(args):
     real = keras.Input((2,), name="real")
     noise = keras.Input((args.latent_dim,), name="noise")
     objective = keras_cool.layers.AdversarialObjective(
-        discriminator, loss=args.loss, generator_weight=args.generator_weight
+        discriminator,
+        loss=args.loss,
+        generator_weight=args.generator_weight,
+        gradient_penalty=args.gradient_penalty,
+        seed=args.seed,
     )
     model = keras.Model([real, noise], objective([real, generator(noise)]))
     # Cosine decay to 10 %: the late, small steps sharpen the modes.

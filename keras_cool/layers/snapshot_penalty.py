@@ -120,7 +120,8 @@ class SnapshotPenalty(keras.layers.Layer):
     def refresh(self):
         """Copy the network's current weights into the snapshot now."""
         for s, v in zip(self.snapshot, self.network.trainable_variables):
-            s.assign(v)
+            # A copy, not the same buffer (JAX would donate it twice).
+            s.assign(ops.copy(ops.convert_to_tensor(v)))
 
     def penalty(self, outputs, inputs, training=None):
         """`weight · mean((outputs - stop(f°(inputs)))²)`, no side effects."""
@@ -141,10 +142,11 @@ class SnapshotPenalty(keras.layers.Layer):
         if not training:
             return outputs
         self.add_loss(self.penalty(outputs, inputs, training))
-        step = self.step + 1
+        step = ops.convert_to_tensor(self.step) + 1
         due = ops.equal(ops.mod(step, self.refresh_every), 0)
         for s, v in zip(self.snapshot, self.network.trainable_variables):
-            s.assign(ops.where(due, ops.stop_gradient(v), s))
+            current = ops.stop_gradient(ops.convert_to_tensor(v))
+            s.assign(ops.where(due, current, ops.convert_to_tensor(s)))
         self.step.assign(step)
         return outputs
 
