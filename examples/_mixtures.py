@@ -88,3 +88,40 @@ def format_table(rows, keys, header=None):
             cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def mlp(inputs, width, depth, outputs, name, spectral_norm=False):
+    """A LeakyReLU(0.2) MLP as a functional model; `inputs` is a
+    `keras.Input` or a list of them (concatenated first). With
+    `spectral_norm`, every Dense is wrapped in SpectralNormalization."""
+    import keras
+
+    def dense(units):
+        layer = keras.layers.Dense(units)
+        if spectral_norm:
+            return keras.layers.SpectralNormalization(layer)
+        return layer
+
+    h = inputs
+    if isinstance(inputs, (list, tuple)):
+        h = keras.layers.Concatenate()(list(inputs))
+    for _ in range(depth):
+        h = dense(width)(h)
+        h = keras.layers.LeakyReLU(0.2)(h)
+    return keras.Model(inputs, dense(outputs)(h), name=name)
+
+
+def save_scatter(samples, name, path, rng, colors=None):
+    """Scatter plot of `samples` (blue) over real points (red), as a PNG."""
+    import keras_cool
+
+    limit = PLOT_LIMIT[name]
+    image = keras_cool.utils.plot_points(
+        samples,
+        size=384,
+        limits=(-limit, limit),
+        reference=sample_mixture(name, 2500, rng),
+        colors=colors,
+    )
+    keras_cool.utils.save_png(image, path)
+    return path
