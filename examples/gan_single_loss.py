@@ -57,6 +57,12 @@ def parse_args(argv=None):
         help="EMA decay of the weights (G is evaluated on the EMA); 0: off",
     )
     parser.add_argument(
+        "--span",
+        type=float,
+        default=1.0,
+        help="train on coordinates scaled to [-span, span]",
+    )
+    parser.add_argument(
         "--gradient-penalty",
         type=float,
         default=0.0,
@@ -130,7 +136,7 @@ def main(argv=None):
     model, generator, objective = build(args)
     n = steps * batch
     # Train on standardised coordinates (the grid spans ±4), map back after.
-    scale = float(np.abs(mixture_centres(args.data)).max())
+    scale = float(np.abs(mixture_centres(args.data)).max()) / args.span
     real = sample_mixture(args.data, n, rng) / scale
     noise = rng.normal(size=(n, args.latent_dim)).astype("float32")
     print(
