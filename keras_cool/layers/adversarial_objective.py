@@ -304,7 +304,9 @@ class AdversarialObjective(keras.layers.Layer):
         `E_u (u·∇D)² = ‖∇D‖²`. Unbiased as `h → 0`, `keras.ops` only; the
         real samples are behind `stop_gradient`, so only θ_D is reached.
         """
-        real = keras.tree.map_structure(ops.stop_gradient, real)
+        real = keras.tree.map_structure(
+            lambda x: ops.stop_gradient(ops.convert_to_tensor(x)), real
+        )
         h = self.penalty_step
         moved = keras.tree.map_structure(
             lambda x: (
