@@ -72,7 +72,7 @@ def parse_args(argv=None):
         default=0.0,
         help="γ of the zero-centred penalty on real pairs; 0: off",
     )
-    parser.add_argument("--latent-dim", type=int, default=4)
+    parser.add_argument("--latent-dim", type=int, default=2)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--output-dir", default="outputs/ali")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")

@@ -9,8 +9,12 @@ VEEGAN and PacGAN). Writes a scatter plot of real (red) and generated
 (blue) points.
 
 Defaults: RSGAN loss (Su Jianlin's RSGAN post; `--loss` picks any of the 8),
-G and D are 3x128 LeakyReLU MLPs, z in R^16, Adam(1e-3, beta_1=0.5) with
-cosine decay to 10 %, batch 256, 4,000 steps, coordinates scaled to [-1, 1].
+G and D are 3x128 LeakyReLU MLPs, z in R^2 (sharper modes than R^16),
+Adam(1e-3, beta_1=0.5) with cosine decay to 10 %, batch 256, 8,000 steps,
+coordinates scaled to [-1, 1]. Options, all off by default: `--ema` (EMA of
+the weights, G evaluated on it), `--gradient-penalty` (zero-centred R1 on
+real samples), `--spectral-norm` (on D), `--span` (training coordinates
+scaled to [-span, span]), `--final-lr` (end of the cosine decay).
 
     python examples/gan_single_loss.py --data ring
     python examples/gan_single_loss.py --data grid --loss ralsgan --seed 2
@@ -42,7 +46,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--generator-weight", type=float, default=1.0, help="λ = lr_G / lr_D"
     )
-    parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("--latent-dim", type=int, default=2)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument(
         "--final-lr",
@@ -129,7 +133,7 @@ def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    steps = args.steps = args.steps or (10 if args.quick else 4000)
+    steps = args.steps = args.steps or (10 if args.quick else 8000)
     batch = 64 if args.quick else args.batch_size
     if args.quick:
         args.width = 16

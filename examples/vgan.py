@@ -20,8 +20,8 @@ Two presets (`--preset`):
   normalisation, a high learning rate, the generator taking large steps):
   Adam(5e-3, β1 = 0.5), constant learning rate, non-saturating loss. Here
   the plain GAN is unstable.
-- `sharp`: the settings of `gan_single_loss.py` (RSGAN loss, the
-  zero-centred gradient penalty, cosine decay), with the regularizer on.
+- `sharp`: the defaults of `gan_single_loss.py` (RSGAN loss, z in R², 8,000
+  steps, cosine decay to 10 %), plain and with the regularizer.
 
     python examples/vgan.py --data ring
     python examples/vgan.py --data grid --preset sharp --seeds 5
@@ -50,13 +50,15 @@ PRESETS = {
         final_lr=1.0,
         gradient_penalty=0.0,
         steps=3000,
+        latent_dim=16,
     ),
     "sharp": dict(
         loss="rsgan",
         learning_rate=1e-3,
         final_lr=0.1,
-        gradient_penalty=1.0,
-        steps=4000,
+        gradient_penalty=0.0,
+        steps=8000,
+        latent_dim=2,
     ),
 }
 
@@ -76,7 +78,7 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("--latent-dim", type=int, default=None)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--output-dir", default="outputs/vgan")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")

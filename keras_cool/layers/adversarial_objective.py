@@ -236,7 +236,10 @@ class AdversarialObjective(keras.layers.Layer):
         self.gradient_penalty = float(gradient_penalty)
         self.penalty_step = float(penalty_step)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        # Only with a penalty: a model without one keeps its variables.
+        self.seed_generator = (
+            keras.random.SeedGenerator(seed) if gradient_penalty else None
+        )
         self._has_batch_norm = None
         self._d_loss, self._g_loss = OBJECTIVES[name][:2]
         mode = "reverse" if passes == 2 else "scale"
