@@ -17,9 +17,11 @@ with the medians.
 Two presets (`--preset`):
 
 - `unstable` (default): Su's second experiment in spirit (no
-  normalisation, a high learning rate, the generator taking large steps):
-  Adam(5e-3, β1 = 0.5), constant learning rate, non-saturating loss. Here
-  the plain GAN is unstable.
+  normalisation, a high learning rate): Adam(5e-3, β1 = 0.5), constant
+  learning rate, non-saturating loss, z in R^16. Here the plain GAN
+  collapses. (Several G steps per D step have no counterpart in one
+  simultaneous update, and a larger `generator_weight` does not speed G
+  up under Adam, which cancels constant gradient factors.)
 - `sharp`: the defaults of `gan_single_loss.py` (RSGAN loss, z in R², 8,000
   steps, cosine decay to 10 %), plain and with the regularizer.
 
