@@ -109,7 +109,9 @@ class AdversarialObjective(keras.layers.Layer):
             (logits for the sigmoid losses).
         loss: one of the names in the table above.
         generator_weight: λ ≥ 0, the generator's gradient factor (its
-            learning rate relative to the discriminator's). It lives in
+            learning rate relative to the discriminator's under SGD; Adam
+            and RMSprop cancel a constant factor, so there λ matters only
+            relative to other losses on G, and at 0). It lives in
             `generator_switch.factor` and can be changed during `fit`.
         passes: `2`, `3`, or `None` for the fewest exact for `loss`.
         separate_batches: `True` runs the discriminator on real and
