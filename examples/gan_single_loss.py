@@ -9,9 +9,14 @@ What you will see: the modes captured and the % of high-quality samples
     generated (blue) points.
 
 Data: the 2-D ring of 8 or grid of 25 Gaussians (PacGAN layout).
-Defaults: RSGAN loss (Su Jianlin's RSGAN post; `--loss` picks any of the 8),
-G and D are 3x128 LeakyReLU MLPs, z in R^16, Adam(1e-3, beta_1=0.5) with
-cosine decay to 10 %, batch 256, 4,000 steps, coordinates scaled to [-1, 1].
+Defaults: RSGAN loss (Su Jianlin's RSGAN post; `--loss` picks any name
+`AdversarialObjective` accepts), G and D are 3x128 LeakyReLU MLPs, z in R^2
+(sharper modes than R^16), Adam(1e-3, beta_1=0.5) with cosine decay to 10 %,
+batch 256, 8,000 steps, coordinates scaled to [-1, 1]. Options, all off by
+default: `--ema` (EMA of the weights, G evaluated on it), `--gradient-penalty`
+(zero-centred R1 on real samples), `--spectral-norm` (on D), `--span`
+(training coordinates scaled to [-span, span]), `--final-lr` (end of the
+cosine decay).
 
     python examples/gan_single_loss.py --data ring
     python examples/gan_single_loss.py --data grid --loss ralsgan --seed 2
@@ -23,14 +28,19 @@ import time
 
 import keras
 import numpy as np
+from _mixtures import PLOT_LIMIT
+from _mixtures import mixture_centres
+from _mixtures import mode_metrics
+from _mixtures import sample_mixture
 
 import keras_cool
 
 # ## Settings
 #
 # `--loss` accepts every name `AdversarialObjective` knows.
-# `--generator-weight` is λ, the ratio of the generator's learning rate to
-# the discriminator's.
+# `--generator-weight` is λ, the factor on the generator's gradient: the
+# ratio of the two learning rates under SGD (Adam and RMSprop cancel a
+# constant factor, so there it changes little).
 
 
 def parse_args(argv=None):
@@ -49,9 +59,41 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
-        "--generator-weight", type=float, default=1.0, help="λ = lr_G / lr_D"
+        "--generator-weight",
+        type=float,
+        default=1.0,
+        help="λ, the factor on G's gradient",
     )
-    parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("--latent-dim", type=int, default=2)
+    parser.add_argument(
+        "--final-lr",
+        type=float,
+        default=0.1,
+        help="cosine decay ends at this fraction of the learning rate",
+    )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="EMA decay of the weights (G is evaluated on the EMA); 0: off",
+    )
+    parser.add_argument(
+        "--span",
+        type=float,
+        default=1.0,
+        help="train on coordinates scaled to [-span, span]",
+    )
+    parser.add_argument(
+        "--gradient-penalty",
+        type=float,
+        default=0.0,
+        help="γ of the zero-centred (R1) penalty on real samples; 0: off",
+    )
+    parser.add_argument(
+        "--spectral-norm",
+        action="store_true",
+        help="wrap D's Dense layers in keras.layers.SpectralNormalization",
+    )
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--output-dir", default="outputs/gan_single_loss")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -60,30 +102,10 @@ def parse_args(argv=None):
 
 # ## The data: 2-D Gaussian mixtures
 #
-# `ring`: 8 modes on the unit circle (angles 2πk/8), standard deviation
-# 0.01. `grid`: 25 modes at {-4, -2, 0, 2, 4}², standard deviation 0.05.
-# Each sample picks its mode uniformly.
-
-MIXTURE_STD = {"ring": 0.01, "grid": 0.05}
-
-
-def mixture_centres(name):
-    """Centres of the `ring` or `grid` mixture, shape (modes, 2)."""
-    if name == "ring":
-        angles = 2 * np.pi * np.arange(8) / 8
-        return np.stack([np.cos(angles), np.sin(angles)], 1)
-    if name == "grid":
-        axis = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
-        return np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
-    raise ValueError(f"Unknown mixture {name!r}: use ring or grid.")
-
-
-def sample_mixture(name, n, rng):
-    """`n` float32 points from the mixture, modes drawn uniformly."""
-    centres = mixture_centres(name)
-    picks = rng.integers(len(centres), size=n)
-    noise = rng.normal(scale=MIXTURE_STD[name], size=(n, 2))
-    return (centres[picks] + noise).astype("float32")
+# `ring`: 8 modes on the unit circle, standard deviation 0.01. `grid`: 25
+# modes at {-4, -2, 0, 2, 4}², standard deviation 0.05. Each sample picks its
+# mode uniformly (`examples/_mixtures.py`, shared with `vgan.py` and
+# `ali.py`).
 
 
 # ## The model
@@ -94,28 +116,45 @@ def sample_mixture(name, n, rng):
 # needs no `loss=`.
 
 
-def mlp(inputs, width, depth, outputs, name):
+def mlp(inputs, width, depth, outputs, name, spectral_norm=False):
+    def dense(units):
+        layer = keras.layers.Dense(units)
+        if spectral_norm:
+            return keras.layers.SpectralNormalization(layer)
+        return layer
+
     h = inputs
     for _ in range(depth):
-        h = keras.layers.Dense(width)(h)
+        h = dense(width)(h)
         h = keras.layers.LeakyReLU(0.2)(h)
-    return keras.Model(inputs, keras.layers.Dense(outputs)(h), name=name)
+    return keras.Model(inputs, dense(outputs)(h), name=name)
 
 
 def build(args):
     generator = mlp(
         keras.Input((args.latent_dim,)), args.width, 3, 2, "generator"
     )
-    discriminator = mlp(keras.Input((2,)), args.width, 3, 1, "discriminator")
+    discriminator = mlp(
+        keras.Input((2,)),
+        args.width,
+        3,
+        1,
+        "discriminator",
+        args.spectral_norm,
+    )
     real = keras.Input((2,), name="real")
     noise = keras.Input((args.latent_dim,), name="noise")
     objective = keras_cool.layers.AdversarialObjective(
-        discriminator, loss=args.loss, generator_weight=args.generator_weight
+        discriminator,
+        loss=args.loss,
+        generator_weight=args.generator_weight,
+        gradient_penalty=args.gradient_penalty,
+        seed=args.seed,
     )
     model = keras.Model([real, noise], objective([real, generator(noise)]))
     # Cosine decay to 10 %: the late, small steps sharpen the modes.
     schedule = keras.optimizers.schedules.CosineDecay(
-        args.learning_rate, args.steps, alpha=0.1
+        args.learning_rate, args.steps, alpha=args.final_lr
     )
     optimizer = keras.optimizers.Adam(schedule, beta_1=0.5)
     # Several steps per compiled call cut Python overhead (not on torch).
@@ -135,9 +174,21 @@ def train(model, objective, real, noise, steps, batch, args):
         f"{args.data}: loss={args.loss} passes={objective.passes} "
         f"steps={steps} batch={batch} backend={keras.backend.backend()}"
     )
+    callbacks = []
+    if args.ema:
+        callbacks.append(
+            keras_cool.callbacks.ExponentialMovingAverage(
+                args.ema, final_weights="ema"
+            )
+        )
     start = time.time()
     model.fit(
-        [real, noise], batch_size=batch, epochs=1, shuffle=False, verbose=2
+        [real, noise],
+        batch_size=batch,
+        epochs=1,
+        shuffle=False,
+        verbose=2,
+        callbacks=callbacks,
     )
     return time.time() - start
 
@@ -148,24 +199,7 @@ def train(model, objective, real, noise, steps, batch, args):
 # high quality (HQ) within 3 standard deviations of it. A mode is captured
 # when at least one HQ sample is nearest to it. The reverse KL is between
 # the histogram of HQ samples over modes and the uniform distribution (0
-# when balanced).
-
-
-def mode_metrics(samples, name):
-    """Return (modes captured, fraction high-quality, reverse KL)."""
-    centres = mixture_centres(name)
-    samples = np.asarray(samples, "float64")
-    distance = np.linalg.norm(samples[:, None] - centres[None], axis=-1)
-    nearest = distance.argmin(1)
-    hq = distance.min(1) <= 3 * MIXTURE_STD[name]
-    counts = np.bincount(nearest[hq], minlength=len(centres))
-    modes = int((counts > 0).sum())
-    if hq.any():
-        p = counts[counts > 0] / counts.sum()
-        reverse_kl = float(np.sum(p * np.log(p * len(centres))))
-    else:
-        reverse_kl = float("nan")
-    return modes, float(hq.mean()), reverse_kl
+# when balanced). `mode_metrics` (from `_mixtures.py`) computes all three.
 
 
 # ## Looking at the outputs
@@ -176,7 +210,7 @@ def mode_metrics(samples, name):
 
 def plot(samples, rng, args):
     os.makedirs(args.output_dir, exist_ok=True)
-    limit = 1.5 if args.data == "ring" else 5.5
+    limit = PLOT_LIMIT[args.data]
     image = keras_cool.utils.plot_points(
         samples,
         size=384,
@@ -195,14 +229,14 @@ def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    steps = args.steps = args.steps or (10 if args.quick else 4000)
+    steps = args.steps = args.steps or (10 if args.quick else 8000)
     batch = 64 if args.quick else args.batch_size
     if args.quick:
         args.width = 16
     model, generator, objective = build(args)
     n = steps * batch
     # Train on standardised coordinates (the grid spans ±4), map back after.
-    scale = float(np.abs(mixture_centres(args.data)).max())
+    scale = float(np.abs(mixture_centres(args.data)).max()) / args.span
     real = sample_mixture(args.data, n, rng) / scale
     noise = rng.normal(size=(n, args.latent_dim)).astype("float32")
     seconds = train(model, objective, real, noise, steps, batch, args)

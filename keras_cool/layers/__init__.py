@@ -6,6 +6,7 @@ from keras_cool.layers.center_loss_dense import CenterLossDense
 from keras_cool.layers.gaussian_mixture_prior import GaussianMixturePrior
 from keras_cool.layers.gradient_switch import GradientSwitch
 from keras_cool.layers.position_embedding import PositionEmbedding
+from keras_cool.layers.snapshot_penalty import SnapshotPenalty
 from keras_cool.layers.variational_sampling import VariationalSampling
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "GaussianMixturePrior",
     "GradientSwitch",
     "PositionEmbedding",
+    "SnapshotPenalty",
     "VariationalSampling",
 ]

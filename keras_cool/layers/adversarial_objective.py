@@ -12,6 +12,11 @@ from keras_cool.losses.gan import OBJECTIVES
 
 __all__ = ["AdversarialObjective"]
 
+# Objectives whose generator-side loss is minus the *whole* discriminator
+# loss, so that gradient reversal on both sides (2 passes) is exact when the
+# real samples are trainable too (`trainable_real=True`).
+FULL_REVERSAL = ("ali_minimax",)
+
 
 @keras.saving.register_keras_serializable(package="keras_cool")
 class AdversarialObjective(keras.layers.Layer):
@@ -56,6 +61,24 @@ class AdversarialObjective(keras.layers.Layer):
     | `"rsgan"` | `relativistic_*` | 3 |
     | `"rasgan"` | `relativistic_average_*` | 3 |
     | `"ralsgan"` | `relativistic_average_least_squares_*` | 3 |
+    | `"ali_minimax"` | D: `-log D(r) - log(1-D(g))`; G: `-L_D` | 2 (or 3) |
+    | `"ali_non_saturating"` | G: `-log(1 - D(r)) - log D(g)` | 3 |
+    | `"ali_su"` | G: `-log D(r) - log D(g)` | 3 |
+
+    **Several inputs, and a trainable real side (ALI / BiGAN).** The
+    discriminator may take several inputs: pass `real_samples` and
+    `generated_samples` as lists with the same structure, e.g.
+    `[[x, encoder(x)], [generator(z), z]]` for ALI's `D(x, z)`. They are
+    joined input by input. With `trainable_real=True` the real samples
+    carry gradient too: `L_D` sees them behind `stop_gradient`, and the
+    generator-side loss `L_G` reaches both sides, scaled by λ, through the
+    frozen discriminator, so the encoder gets `λ·∂L_G/∂θ_E` and the
+    generator `λ·∂L_G/∂θ_G` (3 passes: one call on the joined stopped
+    batch, one frozen call on the joined switched batch). The `ali_*`
+    losses have a real-pair term in `L_G` (the other losses, except the
+    relativistic ones, have none, so they send nothing to the real side).
+    With 2 passes, the reversal is put on both sides; that is exact only
+    for `"ali_minimax"`, whose `L_G` is minus the whole `L_D`.
 
     No label smoothing is applied. Real and generated samples go through
     the discriminator in one call on the joined batch (as keras.io's GAN
@@ -69,7 +92,11 @@ class AdversarialObjective(keras.layers.Layer):
     a new mask per pass: with 3 passes this changes no routing (G's pass is
     already cut off from θ_D), but the generator then sees a different
     mask than the discriminator's fake pass, as in alternating training.
-    A gradient penalty is not included.
+    A zero-centred gradient penalty on real samples (R1, Mescheder et al.
+    2018) is optional (`gradient_penalty=γ`): it is estimated with
+    `keras.ops` only, by a finite difference along a random direction (see
+    `penalty`), adds one discriminator call on twice the real batch, and
+    reaches θ_D only.
 
     Cost: the simultaneous update needs one generator forward pass per
     step, where an alternating D-then-G step needs two; the discriminator
@@ -82,7 +109,9 @@ class AdversarialObjective(keras.layers.Layer):
             (logits for the sigmoid losses).
         loss: one of the names in the table above.
         generator_weight: λ ≥ 0, the generator's gradient factor (its
-            learning rate relative to the discriminator's). It lives in
+            learning rate relative to the discriminator's under SGD; Adam
+            and RMSprop cancel a constant factor, so there λ matters only
+            relative to other losses on G, and at 0). It lives in
             `generator_switch.factor` and can be changed during `fit`.
         passes: `2`, `3`, or `None` for the fewest exact for `loss`.
         separate_batches: `True` runs the discriminator on real and
@@ -91,10 +120,20 @@ class AdversarialObjective(keras.layers.Layer):
             if the discriminator contains a `BatchNormalization` layer.
             Gradients are exact either way; only layers that mix samples
             across the batch see a difference.
+        trainable_real: `False` (default): the real samples are data, and
+            only the generated side gets λ·∂L_G. `True`: the real samples
+            come out of a trained model (ALI's encoder pair), and `L_G`
+            reaches them as well, with the same factor λ.
+        gradient_penalty: γ ≥ 0, weight of the zero-centred penalty
+            `γ/2 · E‖∇_x D(x)‖²` on real samples, added to `L_D`; 0: off.
+        penalty_step: h > 0, the finite-difference step of the penalty, in
+            the units of the samples (default 1e-3).
+        seed: seed of the penalty's random directions.
         **kwargs: base layer arguments.
 
     Call arguments:
-        inputs: `[real_samples, generated_samples]`, same batch size.
+        inputs: `[real_samples, generated_samples]`, same batch size; each
+            a tensor, or a list of tensors (one per discriminator input).
         training: passed to the discriminator.
 
     Returns:
@@ -111,11 +150,20 @@ class AdversarialObjective(keras.layers.Layer):
     model = keras.Model([x_real, z], objective([x_real, generator(z)]))
     model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
     model.fit([x, noise], epochs=10, batch_size=256)
+
+    # ALI: D scores (x, z) pairs; both pairs carry gradient.
+    ali = keras_cool.layers.AdversarialObjective(
+        pair_discriminator, loss="ali_su", trainable_real=True
+    )
+    outputs = ali([[x_real, encoder(x_real)], [generator(z), z]])
     ```
 
     Reference:
         Su Jianlin, "巧断梯度：单个loss实现GAN模型", kexue.fm/archives/6387
-        (2019); Ganin and Lempitsky, ICML 2015 (gradient reversal).
+        (2019); Ganin and Lempitsky, ICML 2015 (gradient reversal);
+        Dumoulin et al., "Adversarially Learned Inference", ICLR 2017;
+        Su Jianlin, "用变分推断统一理解生成模型", kexue.fm/archives/5716
+        (2018; `ali_su`).
     """
 
     # The names `loss` accepts (aliases aside), e.g. for a CLI's choices.
@@ -128,6 +176,10 @@ class AdversarialObjective(keras.layers.Layer):
         generator_weight=1.0,
         passes=None,
         separate_batches=None,
+        trainable_real=False,
+        gradient_penalty=0.0,
+        penalty_step=1e-3,
+        seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -136,11 +188,24 @@ class AdversarialObjective(keras.layers.Layer):
             valid = sorted(OBJECTIVES) + sorted(ALIASES)
             raise ValueError(f"Unknown GAN loss {loss!r}: use one of {valid}.")
         objective = OBJECTIVES[name]
+        if trainable_real not in (True, False):
+            raise ValueError(
+                f"trainable_real must be True or False, got {trainable_real!r}."
+            )
         two_pass_ok = objective.reversal_exact
+        if trainable_real:
+            two_pass_ok = name in FULL_REVERSAL
         if passes is None:
             passes = 2 if two_pass_ok else 3
         if passes not in (2, 3):
             raise ValueError(f"passes must be 2, 3 or None, got {passes!r}.")
+        if passes == 2 and not two_pass_ok and trainable_real:
+            raise ValueError(
+                f"loss={loss!r} with trainable_real=True needs passes=3: "
+                "gradient reversal on both sides is exact only where the "
+                "generator-side loss is minus the whole discriminator loss "
+                f"({', '.join(FULL_REVERSAL)})."
+            )
         if passes == 2 and not two_pass_ok:
             raise ValueError(
                 f"loss={loss!r} needs passes=3: its generator loss is not "
@@ -163,6 +228,24 @@ class AdversarialObjective(keras.layers.Layer):
                 f"{separate_batches!r}."
             )
         self.separate_batches = separate_batches
+        self.trainable_real = trainable_real
+        for key, value in (
+            ("gradient_penalty", gradient_penalty),
+            ("penalty_step", penalty_step),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{key} must be a float, got {value!r}.")
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{key} must be finite and >= 0: {value!r}.")
+        if penalty_step == 0:
+            raise ValueError("penalty_step must be > 0, got 0.")
+        self.gradient_penalty = float(gradient_penalty)
+        self.penalty_step = float(penalty_step)
+        self.seed = seed
+        # Only with a penalty: a model without one keeps its variables.
+        self.seed_generator = (
+            keras.random.SeedGenerator(seed) if gradient_penalty else None
+        )
         self._has_batch_norm = None
         self._d_loss, self._g_loss = objective.d_loss, objective.g_loss
         mode = "reverse" if passes == 2 else "scale"
@@ -185,33 +268,11 @@ class AdversarialObjective(keras.layers.Layer):
             )
         return self._has_batch_norm
 
-    def _discriminate(self, real, generated, training):
-        """`D(real), D(generated)`: two calls, or one on the joined batch."""
-        if self._separate():
-            return (
-                self.discriminator(real, training=training),
-                self.discriminator(generated, training=training),
-            )
-        joined = ops.concatenate([real, generated], axis=0)
-        scores = self.discriminator(joined, training=training)
-        n = ops.shape(real)[0]
-        return scores[:n], scores[n:]
-
-    def compute_objective(self, real, generated, training=None):
-        """Return `(loss, d_real, d_generated)` without `add_loss`."""
-        if self.passes == 2:
-            switched = self.generator_switch(generated)
-            d_real, d_gen = self._discriminate(real, switched, training)
-            return self._d_loss(d_real, d_gen), d_real, d_gen
-        # A constant stop (not a switch whose factor is a variable), so
-        # that no backward pass through D is computed for this pass at all.
-        d_real, d_stop = self._discriminate(
-            real, ops.stop_gradient(generated), training
-        )
-        # The generator's pass sees D's weights as constants: no gradient
-        # reaches θ_D from L_G (and D's state, e.g. BatchNorm statistics,
-        # is not updated by this pass).
-        d_gen, _ = self.discriminator.stateless_call(
+    def _run(self, inputs, training, frozen):
+        """D on `inputs`; `frozen`: D's weights are constants (no θ_D grad)."""
+        if not frozen:
+            return self.discriminator(inputs, training=training)
+        scores, _ = self.discriminator.stateless_call(
             [
                 ops.stop_gradient(v)
                 for v in self.discriminator.trainable_variables
@@ -220,11 +281,102 @@ class AdversarialObjective(keras.layers.Layer):
                 ops.convert_to_tensor(v)
                 for v in self.discriminator.non_trainable_variables
             ],
-            self.generator_switch(generated),
+            inputs,
             training=training,
         )
+        return scores
+
+    def _discriminate(self, real, generated, training, frozen=False):
+        """`D(real), D(generated)`: two calls, or one on the joined batch.
+
+        `real` and `generated` are tensors, or lists of tensors for a
+        discriminator with several inputs (joined input by input).
+        """
+        if self._separate():
+            return (
+                self._run(real, training, frozen),
+                self._run(generated, training, frozen),
+            )
+        joined = keras.tree.map_structure(
+            lambda a, b: ops.concatenate([a, b], axis=0), real, generated
+        )
+        scores = self._run(joined, training, frozen)
+        n = ops.shape(keras.tree.flatten(real)[0])[0]
+        return scores[:n], scores[n:]
+
+    def penalty(self, real, training=None):
+        """The zero-centred gradient penalty on real samples (R1).
+
+        `γ/2 · E‖∇_x D(x)‖²`, estimated by a finite difference along a
+        random direction: `γ/2 · mean((D(x + h·u) - D(x))²) / h²` with
+        `u ~ N(0, I)` (every input perturbed), since
+        `E_u (u·∇D)² = ‖∇D‖²`. Unbiased as `h → 0`, `keras.ops` only; the
+        real samples are behind `stop_gradient`, so only θ_D is reached.
+        """
+        real = keras.tree.map_structure(
+            lambda x: ops.stop_gradient(ops.convert_to_tensor(x)), real
+        )
+        h = self.penalty_step
+        moved = keras.tree.map_structure(
+            lambda x: (
+                x
+                + h
+                * keras.random.normal(
+                    ops.shape(x), dtype=x.dtype, seed=self.seed_generator
+                )
+            ),
+            real,
+        )
+        d_x, d_moved = self._discriminate(real, moved, training)
+        change = ops.square(d_moved - d_x) / (h * h)
+        return 0.5 * self.gradient_penalty * ops.mean(change)
+
+    def compute_objective(self, real, generated, training=None):
+        """Return `(loss, d_real, d_generated)` without `add_loss`."""
+        if isinstance(real, (list, tuple)) or isinstance(
+            generated, (list, tuple)
+        ):
+            keras.tree.assert_same_structure(real, generated)
+        real = keras.tree.map_structure(ops.convert_to_tensor, real)
+        generated = keras.tree.map_structure(ops.convert_to_tensor, generated)
+        switch = self.generator_switch
+        stop = ops.stop_gradient
+        if self.passes == 2:
+            if self.trainable_real:
+                real = keras.tree.map_structure(switch, real)
+            switched = keras.tree.map_structure(switch, generated)
+            d_real, d_gen = self._discriminate(real, switched, training)
+            loss = self._d_loss(d_real, d_gen)
+            if self.gradient_penalty:
+                loss = loss + self.penalty(real, training)
+            return loss, d_real, d_gen
+        # Constant stops (not a switch whose factor is a variable), so that
+        # no backward pass through D is computed for these passes at all.
+        if self.trainable_real:
+            real_in = keras.tree.map_structure(stop, real)
+        else:
+            real_in = real
+        d_real, d_stop = self._discriminate(
+            real_in, keras.tree.map_structure(stop, generated), training
+        )
+        # The generator's pass sees D's weights as constants: no gradient
+        # reaches θ_D from L_G (and D's state, e.g. BatchNorm statistics,
+        # is not updated by this pass).
+        gen_in = keras.tree.map_structure(switch, generated)
+        if self.trainable_real:
+            d_real_g, d_gen = self._discriminate(
+                keras.tree.map_structure(switch, real),
+                gen_in,
+                training,
+                frozen=True,
+            )
+        else:
+            d_real_g = stop(d_real)
+            d_gen = self._run(gen_in, training, frozen=True)
         loss = self._d_loss(d_real, d_stop)
-        loss = loss + self._g_loss(ops.stop_gradient(d_real), d_gen)
+        loss = loss + self._g_loss(d_real_g, d_gen)
+        if self.gradient_penalty:
+            loss = loss + self.penalty(real, training)
         return loss, d_real, d_gen
 
     def call(self, inputs, training=None):
@@ -252,6 +404,10 @@ class AdversarialObjective(keras.layers.Layer):
                 "generator_weight": self.generator_weight,
                 "passes": self.passes,
                 "separate_batches": self.separate_batches,
+                "trainable_real": self.trainable_real,
+                "gradient_penalty": self.gradient_penalty,
+                "penalty_step": self.penalty_step,
+                "seed": self.seed,
             }
         )
         return config

@@ -434,4 +434,30 @@ OBJECTIVES = {
         False,
     ),
 }
+# Bidirectional (ALI / BiGAN) objectives: the discriminator scores pairs,
+# and the generator-side loss has a term on each side, since both the real
+# pair (x, E(x)) and the generated pair (G(z), z) carry gradient to a model.
+OBJECTIVES.update(
+    {
+        # ALI's minimax form: the encoder and generator maximise L_D.
+        "ali_minimax": _Objective(
+            lambda real, gen: _bce(real, 1.0) + _bce(gen, 0.0),
+            lambda real, gen: -(_bce(real, 1.0) + _bce(gen, 0.0)),
+            True,
+        ),
+        # The swapped non-saturating form: -log(1 - D) on the real pair,
+        # -log D on the generated pair.
+        "ali_non_saturating": _Objective(
+            lambda real, gen: _bce(real, 1.0) + _bce(gen, 0.0),
+            lambda real, gen: _bce(real, 0.0) + _bce(gen, 1.0),
+            False,
+        ),
+        # Su Jianlin's derived form: both pairs push D up, -log D on each.
+        "ali_su": _Objective(
+            lambda real, gen: _bce(real, 1.0) + _bce(gen, 0.0),
+            lambda real, gen: _bce(real, 1.0) + _bce(gen, 1.0),
+            False,
+        ),
+    }
+)
 ALIASES = {"non_saturating": "modified", "wasserstein_hinge": "hinge"}

@@ -1,0 +1,127 @@
+"""2-D Gaussian mixtures and their mode metrics, shared by the GAN examples.
+
+Not an example itself (the leading underscore keeps it out of the example
+runs). The ring of 8 and the grid of 25 Gaussians follow PacGAN's layout;
+the metric is VEEGAN's (2,500 samples, nearest centre, 3-σ rule), reused
+by PacGAN and GDPP (see the README's GAN section for their tables).
+"""
+
+import numpy as np
+
+MIXTURE_STD = {"ring": 0.01, "grid": 0.05}
+# Plot limits of the scatter plots (in data coordinates).
+PLOT_LIMIT = {"ring": 1.5, "grid": 5.5}
+
+
+def mixture_centres(name):
+    """Centres of `ring` (8 on the unit circle, angles 2πk/8) or `grid`
+    (25 at {-4, -2, 0, 2, 4}²)."""
+    if name == "ring":
+        angles = 2 * np.pi * np.arange(8) / 8
+        return np.stack([np.cos(angles), np.sin(angles)], 1)
+    if name == "grid":
+        axis = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return np.stack(np.meshgrid(axis, axis), -1).reshape(-1, 2)
+    raise ValueError(f"Unknown mixture {name!r}: use ring or grid.")
+
+
+def mixture_scale(name):
+    """The largest |coordinate| of a centre: models train on x / scale."""
+    return float(np.abs(mixture_centres(name)).max())
+
+
+def sample_mixture(name, n, rng, return_modes=False):
+    """`n` float32 points from the mixture, modes drawn uniformly.
+
+    With `return_modes=True` also returns each point's mode index.
+    """
+    centres = mixture_centres(name)
+    picks = rng.integers(len(centres), size=n)
+    noise = rng.normal(scale=MIXTURE_STD[name], size=(n, 2))
+    points = (centres[picks] + noise).astype("float32")
+    return (points, picks) if return_modes else points
+
+
+def nearest_mode(points, name):
+    """Index of the nearest centre and whether the point is within 3 σ."""
+    centres = mixture_centres(name)
+    points = np.asarray(points, "float64")
+    distance = np.linalg.norm(points[:, None] - centres[None], axis=-1)
+    return distance.argmin(1), distance.min(1) <= 3 * MIXTURE_STD[name]
+
+
+def mode_metrics(samples, name):
+    """Return (modes captured, fraction high-quality, reverse KL).
+
+    Each sample goes to its nearest centre; it is high quality (HQ) within 3
+    standard deviations of it. A mode is captured when at least one HQ
+    sample is nearest to it. The reverse KL is between the histogram of HQ
+    samples over modes and the uniform distribution (0 when balanced).
+    """
+    nearest, hq = nearest_mode(samples, name)
+    counts = np.bincount(nearest[hq], minlength=len(mixture_centres(name)))
+    modes = int((counts > 0).sum())
+    if hq.any():
+        p = counts[counts > 0] / counts.sum()
+        reverse_kl = float(np.sum(p * np.log(p * len(counts))))
+    else:
+        reverse_kl = float("nan")
+    return modes, float(hq.mean()), reverse_kl
+
+
+def median_row(rows, keys):
+    """Per-key medians of a list of dicts (the summary row of a table)."""
+    return {k: float(np.median([row[k] for row in rows])) for k in keys}
+
+
+def format_table(rows, keys, header=None):
+    """A Markdown table of `rows` (dicts) with the given column keys."""
+    header = header or keys
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in rows:
+        cells = []
+        for k in keys:
+            v = row[k]
+            cells.append(f"{v:.3g}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def mlp(inputs, width, depth, outputs, name, spectral_norm=False):
+    """A LeakyReLU(0.2) MLP as a functional model; `inputs` is a
+    `keras.Input` or a list of them (concatenated first). With
+    `spectral_norm`, every Dense is wrapped in SpectralNormalization."""
+    import keras
+
+    def dense(units):
+        layer = keras.layers.Dense(units)
+        if spectral_norm:
+            return keras.layers.SpectralNormalization(layer)
+        return layer
+
+    h = inputs
+    if isinstance(inputs, (list, tuple)):
+        h = keras.layers.Concatenate()(list(inputs))
+    for _ in range(depth):
+        h = dense(width)(h)
+        h = keras.layers.LeakyReLU(0.2)(h)
+    return keras.Model(inputs, dense(outputs)(h), name=name)
+
+
+def save_scatter(samples, name, path, rng, colors=None):
+    """Scatter plot of `samples` (blue) over real points (red), as a PNG."""
+    import keras_cool
+
+    limit = PLOT_LIMIT[name]
+    image = keras_cool.utils.plot_points(
+        samples,
+        size=384,
+        limits=(-limit, limit),
+        reference=sample_mixture(name, 2500, rng),
+        colors=colors,
+    )
+    keras_cool.utils.save_png(image, path)
+    return path
