@@ -178,7 +178,7 @@ def test_objectives_are_read_by_name():
         assert objective.g_loss is objective[1], name
         assert isinstance(objective.reversal_exact, bool), name
     exact = {n for n, o in OBJECTIVES.items() if o.reversal_exact}
-    assert exact == {"minimax", "wasserstein"}
+    assert exact == {"minimax", "wasserstein", "ali_minimax"}
 
 
 def test_losses_reexports_every_gan_loss():
