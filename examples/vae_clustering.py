@@ -1,7 +1,7 @@
 """
 Title: One-step clustering with a VAE and a Gaussian-mixture prior
 Description: Su Jianlin's clustering VAE on the 8x8 digits, next to
-k-means, Ward, spectral clustering and a Gaussian mixture.
+k-means, Ward, spectral clustering, a Gaussian mixture and UMAP.
 
 This is Su Jianlin's "VAE (4): a one-step clustering scheme"
 (kexue.fm/archives/5887) built from `keras_cool.layers.VariationalSampling`
@@ -9,10 +9,30 @@ and `keras_cool.layers.GaussianMixturePrior`. An encoder gives the
 posterior p(z|x), a classifier p(y|z) reads the cluster off the code, a
 decoder q(x|z) reconstructs the image, and the prior q(z|y) = N(mu_y, I)
 has one learned mean per cluster. The mixture and the classifier are
-trained inside the VAE, in one model and one loss: no labels are used
-anywhere in training; they only score the clusters at the end.
+trained inside the VAE, in one model and one loss. No labels are used
+in training or in choosing between runs; they only score the clusters
+at the end.
+
+Su's recipe alone lands anywhere between 0.78 and 0.89 accuracy on the
+digits depending on the seed and the backend (the backends draw
+different random numbers for the same seed). Three additions make it
+robust, all inside the one-step model and all label-free:
+
+1. neighbour pairs: each image is trained together with its 10 nearest
+   neighbours in pixel space. A UMAP-style loss pulls their codes
+   together and pushes other codes apart (`NeighbourEmbedding`), and
+   SCAN's agreement loss asks their cluster probabilities to agree
+   (`NeighbourAgreement`);
+2. a strong batch-level balance term (`marginal_weight=50`, batches of
+   256), since the digit classes are about equally frequent;
+3. restarts: after one shared warm-up, the clustering VAE is started 6
+   times from k-means partitions of the codes (one k-means run each) and
+   trained briefly; the restart with the lowest VAE loss is trained on.
+   k-means' own criterion (inertia) tends to pick a partition that
+   merges two digits and splits another; the VAE loss does not.
 
     python examples/vae_clustering.py                 # digits, offline
+    python examples/vae_clustering.py --seed 3        # another seed
     python examples/vae_clustering.py --dataset mnist # needs a network
     python examples/vae_clustering.py --quick         # a few seconds
 """
@@ -86,10 +106,14 @@ def parse_args(argv=None):
 ## The data and its nearest neighbours
 
 The default data set is scikit-learn's 8x8 handwritten digits (1,797
-images, bundled, so the example runs offline). Each image is paired with
-its nearest neighbours in pixel space: on digits a pixel-space neighbour
-has the same label about 97 % of the time, so "neighbours share a
-cluster" is a strong hint that needs no labels.
+images, bundled, so the example runs offline); `--dataset mnist` loads
+MNIST through `keras.datasets` for users with a network. Each image is
+paired with each of its `--neighbours` nearest neighbours in pixel space
+(10 by default), so one epoch over the pairs sees every image 10 times;
+the epoch counts below are rescaled so that `--epochs` still counts
+passes over the images. On the digits, 96.5 % of these neighbours have
+the same label as the image (98.8 % for the first one), so "neighbours
+share a cluster" is a strong hint that needs no labels.
 """
 
 
@@ -111,161 +135,30 @@ def neighbour_pairs(x, nearest):
 
 
 """
-## Scoring a clustering
-
-Clusters have no names, so a clustering is scored after mapping clusters
-to labels. Accuracy uses the best one-to-one map (Hungarian algorithm, as
-DEC and VaDE report it); purity lets every cluster vote for its most
-frequent label (many-to-one, the number Su reports); NMI needs no map.
-Both maps read the same cluster-by-label count matrix.
-"""
-
-
-def count_matrix(labels, clusters):
-    """counts[c, l]: how many points of label l fell in cluster c."""
-    labels, clusters = np.asarray(labels), np.asarray(clusters)
-    counts = np.zeros((clusters.max() + 1, labels.max() + 1), "int64")
-    np.add.at(counts, (clusters, labels), 1)
-    return counts
-
-
-def hungarian_accuracy(labels, clusters):
-    """Accuracy under the best one-to-one cluster -> label map.
-
-    Clusters left without a label (more clusters than labels) count as
-    wrong.
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    counts = count_matrix(labels, clusters)
-    rows, cols = linear_sum_assignment(-counts)
-    return counts[rows, cols].sum() / len(labels)
-
-
-def purity(labels, clusters):
-    """Each cluster votes for its most frequent label (many-to-one)."""
-    return count_matrix(labels, clusters).max(axis=1).sum() / len(labels)
-
-
-def cluster_scores(labels, clusters):
-    """Dict with Hungarian accuracy `acc`, `purity` and `nmi`."""
-    from sklearn.metrics import normalized_mutual_info_score
-
-    return {
-        "acc": hungarian_accuracy(labels, clusters),
-        "purity": purity(labels, clusters),
-        "nmi": normalized_mutual_info_score(labels, clusters),
-    }
-
-
-"""
-## Classical baselines on the same pixels
-
-What an unsupervised model has to beat: k-means (k-means++, 10
-restarts), Ward's agglomerative clustering, spectral clustering on a
-10-nearest-neighbour graph, a full-covariance Gaussian mixture on 20 PCA
-components and, when `umap-learn` is installed, k-means on a
-10-dimensional UMAP embedding. Each is timed.
-"""
-
-
-def _ward(x, num_clusters, seed, max_points=10000):
-    """Ward clusters; above `max_points` a random subset is clustered and
-    every other point joins the nearest Ward centroid (memory is
-    quadratic in the number of points)."""
-    from sklearn.cluster import AgglomerativeClustering
-
-    ward = AgglomerativeClustering(num_clusters, linkage="ward")
-    if len(x) <= max_points:
-        return ward.fit_predict(x)
-    rng = np.random.default_rng(seed)
-    subset = x[rng.choice(len(x), max_points, replace=False)]
-    ids = ward.fit_predict(subset)
-    centroids = np.stack(
-        [subset[ids == k].mean(0) for k in range(num_clusters)]
-    )
-    distances = (
-        (x**2).sum(1, keepdims=True)
-        - 2 * x @ centroids.T
-        + (centroids**2).sum(1)
-    )
-    return distances.argmin(1)
-
-
-def classical_clusterings(x, num_clusters, seed=0, use_umap=True):
-    """Dict name -> (cluster ids, seconds) of the classical baselines.
-
-    UMAP + k-means is added when `umap-learn` is installed and `use_umap`.
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.cluster import SpectralClustering
-    from sklearn.decomposition import PCA
-    from sklearn.mixture import GaussianMixture
-
-    x = np.asarray(x, "float64").reshape(len(x), -1)
-
-    def kmeans(data):
-        return KMeans(num_clusters, n_init=10, random_state=seed).fit_predict(
-            data
-        )
-
-    def spectral(data):
-        if len(data) > 10000:
-            return None  # the dense eigenproblem is too big
-        return SpectralClustering(
-            num_clusters,
-            affinity="nearest_neighbors",
-            n_neighbors=10,
-            random_state=seed,
-        ).fit_predict(data)
-
-    def pca_gmm(data):
-        codes = PCA(20, random_state=seed).fit_transform(data)
-        gmm = GaussianMixture(num_clusters, random_state=seed)
-        return gmm.fit(codes).predict(codes)
-
-    methods = {
-        "kmeans": kmeans,
-        "ward": lambda data: _ward(data, num_clusters, seed),
-        "spectral": spectral,
-        "pca20_gmm": pca_gmm,
-    }
-    try:
-        if not use_umap:
-            raise ImportError("UMAP not wanted")
-        import umap
-
-        def umap_kmeans(data):
-            reducer = umap.UMAP(n_components=10, random_state=seed)
-            return kmeans(reducer.fit_transform(data))
-
-        methods["umap10_kmeans"] = umap_kmeans
-    except ImportError:
-        pass
-    results = {}
-    for name, method in methods.items():
-        start = time.time()
-        ids = method(x)
-        if ids is not None:
-            results[name] = (ids, time.time() - start)
-    return results
-
-
-"""
 ## The model
 
-Four parts. The encoder maps an image to the mean and log-variance of
-p(z|x); `VariationalSampling(beta=0)` draws z (its own N(0, I) KL term is
-off: the mixture prior replaces it). The classifier gives p(y|z). The
-decoder maps z back to pixels. `GaussianMixturePrior` owns the cluster
-means mu_y and adds Su's losses: sum_y p(y|z) KL(p(z|x) || N(mu_y, I)),
-KL(p(y|z) || uniform), and a batch-level balance term that keeps the
-clusters about equally big.
+The encoder maps an image to the mean and log-variance of p(z|x);
+`VariationalSampling(beta=0)` draws z (its own N(0, I) KL term is off:
+the mixture prior replaces it). The classifier gives p(y|z), the decoder
+maps z back to pixels. `GaussianMixturePrior` owns the cluster means
+mu_y and adds Su's losses: sum_y p(y|z) KL(p(z|x) || N(mu_y, I)),
+KL(p(y|z) || uniform), and the batch-level balance term
+`marginal_weight * KL(mean_batch p(y|z) || uniform)`, which keeps the
+clusters about equally big (it needs batches several times larger than
+the number of clusters, hence 256).
 
-One addition to Su's recipe: every image is paired with one of its
-nearest neighbours, and `NeighbourAgreement` adds
--log sum_y p(y|x) p(y|neighbour), so near-identical images share a
-cluster (as in SCAN, Van Gansbeke et al., ECCV 2020).
+Two small layers carry the neighbour losses; both take the image's and
+its neighbour's tensors and add their loss with `add_loss`, so the
+models stay plain functional models that save and reload in safe mode:
+
+- `NeighbourAgreement`: -log sum_y p(y|x) p(y|neighbour), SCAN's
+  consistency loss (Van Gansbeke et al., ECCV 2020);
+- `NeighbourEmbedding`: log(1 + d(z, z_nb)^2) for the pair, and
+  -log(d^2 / (1 + d^2)) against 5 other codes of the batch: the
+  attraction and repulsion of UMAP's loss with a = b = 1 (McInnes et
+  al., 2018; parametric UMAP, Sainburg et al., 2021). It shapes the
+  codes during the warm-up, so k-means on them already starts near the
+  digit classes, and keeps them shaped during the clustering.
 """
 
 
@@ -297,9 +190,10 @@ class NeighbourAgreement(keras.layers.Layer):
 class NeighbourEmbedding(keras.layers.Layer):
     """UMAP-style attraction of neighbour codes, repulsion of others.
 
-    Adds `weight * mean(-log q(d(z, z_nb)) - log(1 - q(d(z, z_other))))`
-    with `q(d) = 1 / (1 + d^2)`, where `z_other` is another sample of the
-    batch. Returns `z`.
+    Adds `weight * mean(-log q(d(z, z_nb)) - sum_j log(1 - q(d(z, o_j))))`
+    with `q(d) = 1 / (1 + d^2)`, where the `o_j` are the neighbour codes
+    of 5 other rows of the batch (the batch rolled by 1 to 5). Returns
+    `z`.
 
     Args:
         weight: float, the weight of the embedding loss.
@@ -403,14 +297,21 @@ def build_models(shape, args):
 """
 ## Training
 
-Three stages, all on the same encoder and decoder:
+Three stages, on the same encoder and decoder:
 
-1. warm-up: the encoder mean and the decoder as a plain autoencoder;
-2. initialisation: k-means on the warm-up codes sets the prior means
-   (`prior.means.assign`) and the classifier is fitted to those k-means
-   clusters, so the mixture starts where the codes already group;
-3. the clustering VAE itself, trained jointly: reconstruction, the
-   prior's losses and the neighbour agreement.
+1. warm-up: the encoder mean and the decoder as an autoencoder, with the
+   neighbour embedding loss (`--warmup-epochs`);
+2. restarts (`--restarts`, 6): from the warm-up weights, k-means (a
+   single k-means++ run, its own seed each time) on the codes sets the
+   prior means (`prior.means.assign`), the classifier is fitted to those
+   k-means clusters, and the whole clustering VAE trains for
+   `--restart-epochs` (30). Its loss on the training pairs (the negative
+   ELBO plus the balance and neighbour terms: the objective itself) is
+   the criterion; the restart with the lowest loss wins;
+3. the winner's clustering VAE trains on for `--epochs` (100).
+
+Between restarts the optimizer's moments are zeroed in place rather than
+the models recompiled, so every backend traces its training step once.
 """
 
 
@@ -447,7 +348,12 @@ def predict_clusters(encoder, classifier, x):
 
 
 def train(x, args, labels=None):
-    """Builds and trains the models; returns them and the seconds taken."""
+    """Builds and trains the models.
+
+    Returns `(models, seconds, cpu_seconds)`: the models of
+    `build_models` and the wall-clock and process CPU time taken.
+    `labels`, when given, only annotate the printout of the restarts.
+    """
     start, cpu_start = time.time(), time.process_time()
     models = build_models(x.shape[1:], args)
     encoder, classifier, decoder, prior, autoencoder, vae = models
@@ -492,6 +398,152 @@ def train(x, args, labels=None):
     reset_optimizer(vae)
     vae.fit(pairs, pairs[0], epochs=epochs(args.epochs), **fit)
     return models, time.time() - start, time.process_time() - cpu_start
+
+
+"""
+## Evaluation
+
+### Scoring a clustering
+
+Clusters have no names, so a clustering is scored after mapping clusters
+to labels. Accuracy uses the best one-to-one map (Hungarian algorithm, as
+DEC and VaDE report it); purity lets every cluster vote for its most
+frequent label (many-to-one, the number Su reports); NMI needs no map.
+Both maps read the same cluster-by-label count matrix.
+"""
+
+
+def count_matrix(labels, clusters):
+    """counts[c, l]: how many points of label l fell in cluster c."""
+    labels, clusters = np.asarray(labels), np.asarray(clusters)
+    counts = np.zeros((clusters.max() + 1, labels.max() + 1), "int64")
+    np.add.at(counts, (clusters, labels), 1)
+    return counts
+
+
+def hungarian_accuracy(labels, clusters):
+    """Accuracy under the best one-to-one cluster -> label map.
+
+    Clusters left without a label (more clusters than labels) count as
+    wrong.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    counts = count_matrix(labels, clusters)
+    rows, cols = linear_sum_assignment(-counts)
+    return counts[rows, cols].sum() / len(labels)
+
+
+def purity(labels, clusters):
+    """Each cluster votes for its most frequent label (many-to-one)."""
+    return count_matrix(labels, clusters).max(axis=1).sum() / len(labels)
+
+
+def cluster_scores(labels, clusters):
+    """Dict with Hungarian accuracy `acc`, `purity` and `nmi`."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return {
+        "acc": hungarian_accuracy(labels, clusters),
+        "purity": purity(labels, clusters),
+        "nmi": normalized_mutual_info_score(labels, clusters),
+    }
+
+
+"""
+### Classical baselines on the same pixels
+
+What an unsupervised model has to beat, on the same pixels: k-means
+(k-means++, 10 restarts), Ward's agglomerative clustering, spectral
+clustering on a 10-nearest-neighbour graph, a full-covariance Gaussian
+mixture on 20 PCA components and, when `umap-learn` is installed
+(`pip install umap-learn`), k-means on a 10-dimensional UMAP embedding
+(left out with `--quick`: its first call compiles numba code). Each is
+timed. They are numpy / scikit-learn code, so they give the same
+clusters on every Keras backend; `--no-baselines` skips them.
+"""
+
+
+def _ward(x, num_clusters, seed, max_points=10000):
+    """Ward clusters; above `max_points` a random subset is clustered and
+    every other point joins the nearest Ward centroid (memory is
+    quadratic in the number of points)."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    ward = AgglomerativeClustering(num_clusters, linkage="ward")
+    if len(x) <= max_points:
+        return ward.fit_predict(x)
+    rng = np.random.default_rng(seed)
+    subset = x[rng.choice(len(x), max_points, replace=False)]
+    ids = ward.fit_predict(subset)
+    centroids = np.stack(
+        [subset[ids == k].mean(0) for k in range(num_clusters)]
+    )
+    distances = (
+        (x**2).sum(1, keepdims=True)
+        - 2 * x @ centroids.T
+        + (centroids**2).sum(1)
+    )
+    return distances.argmin(1)
+
+
+def classical_clusterings(x, num_clusters, seed=0, use_umap=True):
+    """Dict name -> (cluster ids, seconds) of the classical baselines.
+
+    UMAP + k-means is added when `umap-learn` is installed and `use_umap`.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.cluster import SpectralClustering
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    x = np.asarray(x, "float64").reshape(len(x), -1)
+
+    def kmeans(data):
+        return KMeans(num_clusters, n_init=10, random_state=seed).fit_predict(
+            data
+        )
+
+    def spectral(data):
+        if len(data) > 10000:
+            return None  # the dense eigenproblem is too big
+        return SpectralClustering(
+            num_clusters,
+            affinity="nearest_neighbors",
+            n_neighbors=10,
+            random_state=seed,
+        ).fit_predict(data)
+
+    def pca_gmm(data):
+        codes = PCA(20, random_state=seed).fit_transform(data)
+        gmm = GaussianMixture(num_clusters, random_state=seed)
+        return gmm.fit(codes).predict(codes)
+
+    methods = {
+        "kmeans": kmeans,
+        "ward": lambda data: _ward(data, num_clusters, seed),
+        "spectral": spectral,
+        "pca20_gmm": pca_gmm,
+    }
+    try:
+        if not use_umap:
+            raise ImportError("UMAP not wanted")
+        import umap
+
+        def umap_kmeans(data):
+            reducer = umap.UMAP(n_components=10, random_state=seed)
+            return kmeans(reducer.fit_transform(data))
+
+        methods["umap10_kmeans"] = umap_kmeans
+    except ImportError:
+        pass
+    results = {}
+    for name, method in methods.items():
+        start = time.time()
+        ids = method(x)
+        if ids is not None:
+            results[name] = (ids, time.time() - start)
+    return results
 
 
 """
