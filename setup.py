@@ -32,7 +32,7 @@ setup(
         # The CPU build: on a machine with a local CPU wheel this picks it;
         # GPU users install their own torch first and pip keeps it.
         "torch": ["torch>=2.2,<=2.13.0"],
-        "examples": ["scikit-learn", "Pillow", "scipy"],
+        "examples": ["scikit-learn", "Pillow", "scipy", "umap-learn"],
         "test": [
             "pytest",
             "pytest-timeout",
