@@ -390,7 +390,7 @@ def train(x, args, labels=None):
             print(
                 f"restart {restart}: loss {loss:.4f} (k-means start acc "
                 f"{cluster_scores(labels, initial)['acc']:.4f}, after "
-                f"{epochs(args.restart_epochs)} epochs {acc:.4f})"
+                f"{args.restart_epochs} epochs {acc:.4f})"
             )
         if best is None or loss < best[0]:
             best = (loss, vae.get_weights())
