@@ -35,7 +35,13 @@ setup(
         # keras_cool.models: BertTokenizer, HuggingFace safetensors. Google
         # TF1 checkpoints also need tensorflow (any Keras backend).
         "bert": ["tokenizers", "safetensors"],
-        "examples": ["scikit-learn", "Pillow", "scipy", "tokenizers"],
+        "examples": [
+            "scikit-learn",
+            "Pillow",
+            "scipy",
+            "tokenizers",
+            "umap-learn",
+        ],
         "test": [
             "pytest",
             "pytest-timeout",
