@@ -25,11 +25,21 @@ Every form is exact at the ends (finite values): `d = 0` gives
 `shadow = weight` and `d = 1` leaves `shadow` unchanged, bit for bit.
 In between, torch's `lerp_` rounds differently from the `keras.ops` form
 (within float32 rounding).
+
+Once per step under a `tf.distribute` strategy (`once_per_step`). Inside
+`MirroredStrategy`, Keras runs the train step once per replica, so a
+callback's in-place update written in `keras.ops` ran once per replica: an
+EMA with 2 replicas averaged with decay^2 (measured: off by 0.42 after two
+epochs, equal to a one-device EMA with decay 0.81). `once_per_step` runs
+the update in a `merge_call`, i.e. once, in cross-replica context, where
+reading a mirrored weight gives its (synchronised) value and assigning a
+mirrored variable writes every replica. On JAX the step is one SPMD
+program (nothing to do), and torch has no `keras.distribution`.
 """
 
 import keras
 
-__all__ = ["make_ema_average"]
+__all__ = ["make_ema_average", "once_per_step"]
 
 
 def make_ema_average():
@@ -77,3 +87,22 @@ def _tensorflow_average():
         fused([s.value for s in shadows], list(weights), d)
 
     return average
+
+
+def once_per_step(update):
+    """Runs `update()` once per train step, whatever the replica count.
+
+    TensorFlow in the replica context of a `tf.distribute` strategy: in a
+    `merge_call` (cross-replica context). Anywhere else: directly.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return update()
+    import tensorflow as tf
+
+    if (
+        not tf.distribute.has_strategy()
+        or tf.distribute.in_cross_replica_context()
+    ):
+        return update()
+    context = tf.distribute.get_replica_context()
+    return context.merge_call(lambda strategy: update())

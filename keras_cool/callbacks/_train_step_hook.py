@@ -20,7 +20,9 @@ A member is any hashable object (compared by identity) with this small
 protocol:
 
 - `update_in_place()`: TensorFlow and torch. Called inside the train step
-  right after the optimizer step; assigns the member's own variables.
+  right after the optimizer step; assigns the member's own variables. Under
+  a `tf.distribute` strategy it runs once per step, in cross-replica
+  context (`keras_cool._backend.once_per_step`), not once per replica.
 - `hook_variables()`: JAX. The model variables whose values after the
   optimizer step are passed to `advance`, in that order (may be empty).
 - `hook_state()`: JAX. The member's state as a list of arrays, read before
@@ -39,6 +41,8 @@ nothing syncs per step.
 """
 
 import keras
+
+from keras_cool._backend import once_per_step
 
 __all__ = ["attach", "deactivate", "detach"]
 
@@ -94,7 +98,7 @@ def _in_place_step(inner, members):
     def train_step(*args, **kwargs):
         logs = inner(*args, **kwargs)
         for member in members:
-            member.update_in_place()
+            once_per_step(member.update_in_place)
         return logs
 
     return train_step
