@@ -81,12 +81,16 @@ def fit_case(scope=None, x=None, y=None, epochs=2):
         verbose=0,
         callbacks=[warmup, scheduler, record, ema],
     )
-    return {
-        "weights": [np.asarray(w).tolist() for w in model.get_weights()],
-        "ema": [w.tolist() for w in ema.ema_weights()],
-        "scheduled": record.seen,
-        "step": ema.step,
-    }, model, ema
+    return (
+        {
+            "weights": [np.asarray(w).tolist() for w in model.get_weights()],
+            "ema": [w.tolist() for w in ema.ema_weights()],
+            "scheduled": record.seen,
+            "step": ema.step,
+        },
+        model,
+        ema,
+    )
 
 
 def report(result):

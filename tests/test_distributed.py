@@ -7,6 +7,7 @@ rounding; the EMA shadows must agree as closely (one update per step).
 """
 
 import pytest
+
 from tests.fresh_process import run_fresh
 
 TOLERANCE = 1e-5
@@ -41,7 +42,8 @@ tmp = tempfile.mkdtemp()
 ema.save_ema_model(os.path.join(tmp, "ema.keras"))
 saved = keras.saving.load_model(os.path.join(tmp, "ema.keras"))
 ema.apply_ema_weights()
-out["saved_model"] = case.max_difference(saved.get_weights(), model.get_weights())
+out["saved_model"] = case.max_difference(
+    saved.get_weights(), model.get_weights())
 ema.reset_old_weights()
 ema.save_state(os.path.join(tmp, "state.npz"))
 again = type(ema)(decay=0.9)
