@@ -36,7 +36,7 @@ def build(scope=None):
         model = keras.Sequential(
             [
                 keras.Input((4,)),
-                keras.layers.Dense(3, activation="tanh"),
+                keras.layers.Dense(4, activation="tanh", name="hidden"),
                 keras_cool.layers.GradientSwitch("scale", scale=1.0),
                 keras.layers.Dense(1),
             ]

@@ -68,3 +68,60 @@ def test_mirrored_strategy_ema_matches_one_device():
     assert out["restored"] == 0.0
     assert out["saved_model"] < TOLERANCE
     assert out["state"] == 0.0
+
+
+JAX_DATA_PARALLEL = """
+import numpy as np
+import jax
+import keras
+from tests import distributed_case as case
+
+one, _, _ = case.fit_case()
+keras.distribution.set_distribution(keras.distribution.DataParallel())
+two, model, ema = case.fit_case()
+out = {
+    "devices": len(jax.devices()),
+    "weights": case.max_difference(one["weights"], two["weights"]),
+    "ema": case.max_difference(one["ema"], two["ema"]),
+    "scheduled": one["scheduled"] == two["scheduled"],
+    "steps": [one["step"], two["step"]],
+}
+def tracked():
+    return [np.array(v.numpy()) for v in ema.tracked_variables()]
+raw = tracked()
+with ema.swapped_weights():
+    out["swapped"] = case.max_difference(tracked(), ema.ema_weights())
+out["restored"] = case.max_difference(tracked(), raw)
+
+# ModelParallel: the first kernel is split over 2 devices; so is its shadow.
+mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"])
+layouts = keras.distribution.LayoutMap(mesh)
+layouts[".*hidden/kernel"] = (None, "model")
+keras.distribution.set_distribution(
+    keras.distribution.ModelParallel(
+        layout_map=layouts, batch_dim_name="batch"))
+par, model, ema = case.fit_case()
+kernel = model.layers[0].kernel
+shadow = ema._shadows[0]
+out["mp_weights"] = case.max_difference(one["weights"], par["weights"])
+out["mp_ema"] = case.max_difference(one["ema"], par["ema"])
+out["mp_kernel_shard"] = list(kernel.value.addressable_shards[0].data.shape)
+out["mp_shadow_shard"] = list(shadow.value.addressable_shards[0].data.shape)
+case.report(out)
+"""
+
+
+@pytest.mark.backends("jax")
+def test_jax_data_and_model_parallel_ema_match_one_device():
+    out = run_fresh(JAX_DATA_PARALLEL, env={"JAX_NUM_CPU_DEVICES": "2"})
+    assert out["devices"] == 2
+    assert out["weights"] < TOLERANCE
+    assert out["ema"] < TOLERANCE
+    assert out["steps"] == [8, 8]
+    assert out["scheduled"]
+    assert out["swapped"] < TOLERANCE
+    assert out["restored"] == 0.0
+    assert out["mp_weights"] < TOLERANCE
+    assert out["mp_ema"] < TOLERANCE
+    assert out["mp_kernel_shard"] == [4, 2]
+    assert out["mp_shadow_shard"] == [4, 2]

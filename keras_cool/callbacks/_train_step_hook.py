@@ -54,12 +54,6 @@ def attach(model, member):
     """Runs `member`'s update in `model`'s train step from now on."""
     name = type(member).__name__
     if keras.backend.backend() == "jax":
-        if keras.distribution.distribution() is not None:
-            raise NotImplementedError(
-                f"{name} does not support a keras.distribution on JAX yet "
-                "(the train state is sharded). Unset it, or use another "
-                "backend."
-            )
         nnx = getattr(keras.config, "is_nnx_enabled", lambda: False)
         if nnx():
             raise NotImplementedError(
@@ -166,6 +160,48 @@ def _jax_function(inner, members, counts):
     return train_function
 
 
+class _sharded_state:
+    """JAX under a `keras.distribution`: while the train function is made,
+    the trainer's output shardings (`_get_state_sharding_spec`, one per
+    state entry) are those of the state it is called with, followed by
+    those of the members' state arrays (an EMA shadow has its weight's
+    layout). During `fit` the model variables hold no values (the trainer
+    owns the state), so the shardings are read off the state itself.
+    """
+
+    def __init__(self, model, members, state):
+        self.model = model
+        self.members = members
+        self.state = state
+        self.active = bool(members) and (
+            keras.distribution.distribution() is not None
+        )
+
+    def __enter__(self):
+        if not self.active:
+            return
+        members = self.members
+        trainable, non_trainable, optimizer, metrics = self.state
+
+        def shardings(arrays):
+            return [x.sharding for x in arrays]
+
+        def with_members():
+            extra = [x for m in members for x in m.hook_state()]
+            return (
+                shardings(trainable),
+                shardings(non_trainable),
+                shardings(optimizer),
+                shardings(metrics) + shardings(extra),
+            )
+
+        self.model._get_state_sharding_spec = with_members
+
+    def __exit__(self, *exc):
+        if self.active:
+            del self.model._get_state_sharding_spec
+
+
 class _Chain:
     """The members attached to one model, and their train functions.
 
@@ -214,7 +250,7 @@ class _Chain:
         delattr(model, CHAIN_ATTR)
         model.make_train_function(force=True)
 
-    def build(self, key):
+    def build(self, key, state=None):
         model = self.model
         step, counts = self.base_step, None
         if key and self.jax:
@@ -230,7 +266,9 @@ class _Chain:
 
         model.train_step = train_step
         try:
-            model.make_train_function(force=True)  # captures train_step
+            members = key if counts is not None else ()
+            with _sharded_state(model, members, state):
+                model.make_train_function(force=True)  # captures train_step
         finally:
             del model.train_step
             if self.user_step is not None:
@@ -243,7 +281,8 @@ class _Chain:
     def dispatch(self, *args, **kwargs):
         key = tuple(m for m in self.members if m in self.active)
         if key not in self.functions:
-            self.functions[key] = self.build(key)
+            state = args[0] if self.jax and args else None
+            self.functions[key] = self.build(key, state)
             self.model.train_function = self.dispatch
         function, step = self.functions[key]
         self.current_step = step
