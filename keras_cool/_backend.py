@@ -1,7 +1,7 @@
 """keras_cool's one backend-specific module.
 
 Every other module uses only `keras` and `keras.ops`; this is the only one
-that may import a backend package (`tensorflow`, `torch`; never
+that may import a backend package (`tensorflow`, `jax`, `torch`; never
 `keras.src`). The rule is enforced by ruff (`TID251` in `pyproject.toml`)
 and by `tests/test_api_guards.py`. Add code here only where a backend truly
 must differ, with the measurement that shows it.
@@ -35,11 +35,21 @@ the update in a `merge_call`, i.e. once, in cross-replica context, where
 reading a mirrored weight gives its (synchronised) value and assigning a
 mirrored variable writes every replica. On JAX the step is one SPMD
 program (nothing to do), and torch has no `keras.distribution`.
+
+Which process of a multi-process job this is (`process_shard`), for
+`Sequence(shard="auto")`: Keras 3.15 has no public process index. It is
+read from JAX once `jax.distributed` is initialised (what
+`keras.distribution.initialize` does), else from `torch.distributed` when
+it is initialised; neither package is imported here if it is not loaded
+already, and JAX is not asked before its distributed runtime is up (asking
+would start its backend, after which `initialize` fails).
 """
+
+import sys
 
 import keras
 
-__all__ = ["make_ema_average", "once_per_step"]
+__all__ = ["make_ema_average", "once_per_step", "process_shard"]
 
 
 def make_ema_average():
@@ -106,3 +116,18 @@ def once_per_step(update):
         return update()
     context = tf.distribute.get_replica_context()
     return context.merge_call(lambda strategy: update())
+
+
+def process_shard():
+    """`(process_index, process_count)` of the running multi-process job:
+    JAX's once `jax.distributed` is initialised, else torch.distributed's
+    when initialised, else `(0, 1)`."""
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.distributed.is_initialized():
+        return jax.process_index(), jax.process_count()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    return 0, 1
