@@ -12,6 +12,16 @@ from tests.fresh_process import run_fresh
 
 TOLERANCE = 1e-5
 
+
+def assert_loss_layers_match(differences):
+    # CenterLossDense and GaussianMixturePrior (add_loss) report the loss of
+    # the global batch; the single-loss GAN trains to the same weights.
+    assert set(differences) == {"center_loss", "mixture_prior", "adversarial"}
+    for name, (loss, weights) in differences.items():
+        assert loss < TOLERANCE, name
+        assert weights < TOLERANCE, name
+
+
 TF_MIRRORED = """
 import os, tempfile
 import numpy as np
@@ -25,12 +35,15 @@ from tests import distributed_case as case
 one, _, _ = case.fit_case()
 strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
 two, model, ema = case.fit_case(strategy.scope())
+losses = case.compare_loss_layers(
+    case.fit_loss_layers(), case.fit_loss_layers(strategy))
 out = {
     "replicas": strategy.num_replicas_in_sync,
     "weights": case.max_difference(one["weights"], two["weights"]),
     "ema": case.max_difference(one["ema"], two["ema"]),
     "scheduled": one["scheduled"] == two["scheduled"],
     "steps": [one["step"], two["step"]],
+    "loss_layers": losses,
 }
 def tracked():
     return [np.array(v.numpy()) for v in ema.tracked_variables()]
@@ -68,6 +81,7 @@ def test_mirrored_strategy_ema_matches_one_device():
     assert out["restored"] == 0.0
     assert out["saved_model"] < TOLERANCE
     assert out["state"] == 0.0
+    assert_loss_layers_match(out["loss_layers"])
 
 
 JAX_DATA_PARALLEL = """
@@ -77,14 +91,17 @@ import keras
 from tests import distributed_case as case
 
 one, _, _ = case.fit_case()
+one_losses = case.fit_loss_layers()
 keras.distribution.set_distribution(keras.distribution.DataParallel())
 two, model, ema = case.fit_case()
+losses = case.compare_loss_layers(one_losses, case.fit_loss_layers())
 out = {
     "devices": len(jax.devices()),
     "weights": case.max_difference(one["weights"], two["weights"]),
     "ema": case.max_difference(one["ema"], two["ema"]),
     "scheduled": one["scheduled"] == two["scheduled"],
     "steps": [one["step"], two["step"]],
+    "loss_layers": losses,
 }
 def tracked():
     return [np.array(v.numpy()) for v in ema.tracked_variables()]
@@ -121,6 +138,7 @@ def test_jax_data_and_model_parallel_ema_match_one_device():
     assert out["scheduled"]
     assert out["swapped"] < TOLERANCE
     assert out["restored"] == 0.0
+    assert_loss_layers_match(out["loss_layers"])
     assert out["mp_weights"] < TOLERANCE
     assert out["mp_ema"] < TOLERANCE
     assert out["mp_kernel_shard"] == [4, 2]
