@@ -6,6 +6,8 @@ BatchNormalization, so raw weights agree with one device to float32
 rounding; the EMA shadows must agree as closely (one update per step).
 """
 
+import json
+
 import pytest
 
 from tests.fresh_process import run_fresh
@@ -85,6 +87,7 @@ def test_mirrored_strategy_ema_matches_one_device():
 
 
 JAX_DATA_PARALLEL = """
+import os, tempfile
 import numpy as np
 import jax
 import keras
@@ -109,6 +112,17 @@ raw = tracked()
 with ema.swapped_weights():
     out["swapped"] = case.max_difference(tracked(), ema.ema_weights())
 out["restored"] = case.max_difference(tracked(), raw)
+tmp = tempfile.mkdtemp()
+ema.save_ema_model(os.path.join(tmp, "ema.keras"))
+saved = keras.saving.load_model(os.path.join(tmp, "ema.keras"))
+with ema.swapped_weights():
+    out["saved_model"] = case.max_difference(
+        saved.get_weights(), model.get_weights())
+ema.save_state(os.path.join(tmp, "state.npz"))
+again = type(ema)(decay=0.9)
+again.set_model(model)
+again.load_state(os.path.join(tmp, "state.npz"))
+out["state"] = case.max_difference(again.ema_weights(), ema.ema_weights())
 
 # ModelParallel: the first kernel is split over 2 devices; so is its shadow.
 mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"])
@@ -138,8 +152,67 @@ def test_jax_data_and_model_parallel_ema_match_one_device():
     assert out["scheduled"]
     assert out["swapped"] < TOLERANCE
     assert out["restored"] == 0.0
+    assert out["saved_model"] < TOLERANCE
+    assert out["state"] == 0.0
     assert_loss_layers_match(out["loss_layers"])
     assert out["mp_weights"] < TOLERANCE
     assert out["mp_ema"] < TOLERANCE
     assert out["mp_kernel_shard"] == [4, 2]
     assert out["mp_shadow_shard"] == [4, 2]
+
+
+TORCH_RANK = """
+import sys
+import torch.distributed as dist
+from tests.data.datasets import Noise
+rank, port = int(sys.argv[1]), sys.argv[2]
+dist.init_process_group(
+    "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+data = Noise(num_batches=7, shard="auto", shuffle=True, seed=3)
+shard = list(data.shard)
+indices = [int(data[i][0]) for i in range(len(data))]
+dist.barrier()
+dist.destroy_process_group()
+print("RESULT", json.dumps({"shard": shard, "indices": indices}))
+"""
+
+
+@pytest.mark.backends("torch")
+def test_auto_shard_reads_torch_distributed():
+    import socket
+    import subprocess
+    import sys
+
+    from tests.fresh_process import ROOT
+    from tests.fresh_process import child_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = "import json\n" + TORCH_RANK
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(rank), str(port)],
+            env=child_env(),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    try:
+        outs = [r.communicate(timeout=120)[0] for r in ranks]
+    finally:
+        for r in ranks:
+            if r.poll() is None:
+                r.kill()
+    results = [
+        json.loads(line[len("RESULT ") :])
+        for out in outs
+        for line in out.splitlines()
+        if line.startswith("RESULT ")
+    ]
+    assert [r["shard"] for r in results] == [[0, 2], [1, 2]]
+    first, second = (r["indices"] for r in results)
+    assert len(first) == len(second) == 3  # 7 // 2, the remainder dropped
+    assert not set(first) & set(second)
