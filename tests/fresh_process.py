@@ -36,7 +36,7 @@ def child_env(env=None):
     return out
 
 
-def run_fresh(code, env=None, timeout=180):
+def run_fresh(code, env=None, timeout=300):
     """Runs `code` in a fresh interpreter; returns its `RESULT` JSON."""
     try:
         done = subprocess.run(
@@ -48,7 +48,10 @@ def run_fresh(code, env=None, timeout=180):
             timeout=timeout,
         )
     except subprocess.TimeoutExpired as e:
-        pytest.fail(f"snippet timed out after {timeout} s:\n{e.stderr}")
+        err = e.stderr or b""
+        if isinstance(err, bytes):
+            err = err.decode(errors="replace")
+        pytest.fail(f"snippet timed out after {timeout} s:\n{err[-4000:]}")
     tail = (done.stdout + done.stderr)[-4000:]
     if done.returncode != 0:
         pytest.fail(f"snippet exited with {done.returncode}:\n{tail}")
