@@ -99,5 +99,5 @@ def test_a_dying_process_fails_the_others_in_bounded_time(tmp_path):
     codes, logs = finish(jobs, timeout=150)
     assert codes == [2, 3], "\n".join(log[-3000:] for log in logs)
     assert "JOB FAILED" in logs[0]
-    assert "closed by peer" in logs[0]  # gloo names the lost peer
+    assert "by peer" in logs[0]  # gloo: connection closed / reset by peer
     assert time.monotonic() - began < 150
