@@ -161,11 +161,6 @@ def train(args, processes):
 
 
 def run_process(args):
-    if keras.backend.backend() != "jax":
-        sys.exit(
-            "--processes > 1 needs KERAS_BACKEND=jax: keras.distribution "
-            "is implemented for JAX only in Keras 3.15."
-        )
     keras.distribution.initialize(
         job_addresses=args.coordinator,
         num_processes=args.processes,
@@ -230,6 +225,11 @@ def difference(a, b):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.processes > 1 and keras.backend.backend() != "jax":
+        sys.exit(
+            "--processes > 1 needs KERAS_BACKEND=jax: keras.distribution "
+            "is implemented for JAX only in Keras 3.15."
+        )
     if args.processes > 1 and args.process_id is not None:
         result = run_process(args)
         print(
