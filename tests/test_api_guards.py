@@ -54,8 +54,10 @@ BACKEND_MODULES = {
     # not compiled with XLA (torch; TensorFlow on CPU): `keras.ops` has no
     # in-place lerp. See the module's docstring and benchmarks/ema_overhead.
     # Also reads TF1 checkpoints (Google's bert_model.ckpt) for
-    # keras_cool.models: only TensorFlow reads that format (lazy import).
-    "_backend.py": ("tensorflow", "torch"),
+    # keras_cool.models: only TensorFlow reads that format (lazy import);
+    # one EMA update per step under tf.distribute (merge_call), and the
+    # process index of a JAX / torch.distributed job.
+    "_backend.py": ("tensorflow", "jax", "torch"),
 }
 KERAS_BASES = (
     keras.layers.Layer,

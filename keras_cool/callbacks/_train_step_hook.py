@@ -20,7 +20,9 @@ A member is any hashable object (compared by identity) with this small
 protocol:
 
 - `update_in_place()`: TensorFlow and torch. Called inside the train step
-  right after the optimizer step; assigns the member's own variables.
+  right after the optimizer step; assigns the member's own variables. Under
+  a `tf.distribute` strategy it runs once per step, in cross-replica
+  context (`keras_cool._backend.once_per_step`), not once per replica.
 - `hook_variables()`: JAX. The model variables whose values after the
   optimizer step are passed to `advance`, in that order (may be empty).
 - `hook_state()`: JAX. The member's state as a list of arrays, read before
@@ -40,6 +42,8 @@ nothing syncs per step.
 
 import keras
 
+from keras_cool._backend import once_per_step
+
 __all__ = ["attach", "deactivate", "detach"]
 
 # Model attribute holding the model's hook (a `_Chain`).
@@ -50,12 +54,6 @@ def attach(model, member):
     """Runs `member`'s update in `model`'s train step from now on."""
     name = type(member).__name__
     if keras.backend.backend() == "jax":
-        if keras.distribution.distribution() is not None:
-            raise NotImplementedError(
-                f"{name} does not support a keras.distribution on JAX yet "
-                "(the train state is sharded). Unset it, or use another "
-                "backend."
-            )
         nnx = getattr(keras.config, "is_nnx_enabled", lambda: False)
         if nnx():
             raise NotImplementedError(
@@ -94,7 +92,7 @@ def _in_place_step(inner, members):
     def train_step(*args, **kwargs):
         logs = inner(*args, **kwargs)
         for member in members:
-            member.update_in_place()
+            once_per_step(member.update_in_place)
         return logs
 
     return train_step
@@ -162,6 +160,48 @@ def _jax_function(inner, members, counts):
     return train_function
 
 
+class _sharded_state:
+    """JAX under a `keras.distribution`: while the train function is made,
+    the trainer's output shardings (`_get_state_sharding_spec`, one per
+    state entry) are those of the state it is called with, followed by
+    those of the members' state arrays (an EMA shadow has its weight's
+    layout). During `fit` the model variables hold no values (the trainer
+    owns the state), so the shardings are read off the state itself.
+    """
+
+    def __init__(self, model, members, state):
+        self.model = model
+        self.members = members
+        self.state = state
+        self.active = bool(members) and (
+            keras.distribution.distribution() is not None
+        )
+
+    def __enter__(self):
+        if not self.active:
+            return
+        members = self.members
+        trainable, non_trainable, optimizer, metrics = self.state
+
+        def shardings(arrays):
+            return [x.sharding for x in arrays]
+
+        def with_members():
+            extra = [x for m in members for x in m.hook_state()]
+            return (
+                shardings(trainable),
+                shardings(non_trainable),
+                shardings(optimizer),
+                shardings(metrics) + shardings(extra),
+            )
+
+        self.model._get_state_sharding_spec = with_members
+
+    def __exit__(self, *exc):
+        if self.active:
+            del self.model._get_state_sharding_spec
+
+
 class _Chain:
     """The members attached to one model, and their train functions.
 
@@ -210,7 +250,7 @@ class _Chain:
         delattr(model, CHAIN_ATTR)
         model.make_train_function(force=True)
 
-    def build(self, key):
+    def build(self, key, state=None):
         model = self.model
         step, counts = self.base_step, None
         if key and self.jax:
@@ -226,7 +266,9 @@ class _Chain:
 
         model.train_step = train_step
         try:
-            model.make_train_function(force=True)  # captures train_step
+            members = key if counts is not None else ()
+            with _sharded_state(model, members, state):
+                model.make_train_function(force=True)  # captures train_step
         finally:
             del model.train_step
             if self.user_step is not None:
@@ -239,7 +281,8 @@ class _Chain:
     def dispatch(self, *args, **kwargs):
         key = tuple(m for m in self.members if m in self.active)
         if key not in self.functions:
-            self.functions[key] = self.build(key)
+            state = args[0] if self.jax and args else None
+            self.functions[key] = self.build(key, state)
             self.model.train_function = self.dispatch
         function, step = self.functions[key]
         self.current_step = step

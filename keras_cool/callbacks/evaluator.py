@@ -7,6 +7,7 @@ import os
 import keras
 import numpy as np
 
+from keras_cool._backend import process_shard
 from keras_cool._io import atomic_write
 from keras_cool.callbacks._checks import check_count
 from keras_cool.callbacks._checks import check_weights_context
@@ -126,6 +127,10 @@ class Evaluator(keras.callbacks.Callback):
         return value < self.best
 
     def _save(self, model):
+        # Every process of a multi-process job evaluates (evaluate_fn may
+        # run collectives); process 0 alone writes the file.
+        if process_shard()[0] != 0:
+            return
         atomic_write(
             self.filepath,
             lambda tmp: model.save_weights(tmp, overwrite=True),

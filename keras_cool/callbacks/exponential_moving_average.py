@@ -55,6 +55,17 @@ def _first_difference(saved, current):
     )
 
 
+def _layout_of(variable):
+    """`{"layout": ...}` of `variable` under a JAX `keras.distribution`
+    (a shadow has its weight's layout: sharded weight, sharded shadow)."""
+    if keras.backend.backend() != "jax":
+        return {}
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return {}
+    return {"layout": distribution.get_variable_layout(variable)}
+
+
 def _shadow_dtype(variable, averaged):
     return "float32" if averaged else variable.dtype
 
@@ -488,6 +499,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                     dtype=_shadow_dtype(v, a),
                     trainable=False,
                     name=f"ema_{i}",
+                    **_layout_of(v),
                 )
             )
         self._step = keras.Variable(

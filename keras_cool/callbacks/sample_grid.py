@@ -6,6 +6,7 @@ import os
 import keras
 import numpy as np
 
+from keras_cool._backend import process_shard
 from keras_cool.callbacks._checks import check_count
 from keras_cool.callbacks._checks import check_weights_context
 from keras_cool.callbacks._optimizer import StepClock
@@ -182,7 +183,11 @@ class SampleGrid(keras.callbacks.Callback):
 
     def _write(self, epoch, step):
         path = self.filepath.format(epoch=epoch, step=step)
-        save_png(self.render(self.generate()), path)
+        # Every process generates (predict is a collective in a
+        # multi-process job); process 0 alone writes the file.
+        image = self.render(self.generate())
+        if process_shard()[0] == 0:
+            save_png(image, path)
         self.paths.append(path)
         self._last_step = step
         if self.verbose:

@@ -243,7 +243,8 @@ def check_shard(shard):
         index, count = shard
     except (TypeError, ValueError):
         raise ValueError(
-            f"shard must be a pair (index, count); received {shard!r}."
+            f'shard must be a pair (index, count) or "auto"; received '
+            f"{shard!r}."
         ) from None
     check_int("shard count", count, 1)
     check_int("shard index", index, 0)

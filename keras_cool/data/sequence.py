@@ -10,6 +10,7 @@ import weakref
 import keras
 import numpy as np
 
+from keras_cool._backend import process_shard
 from keras_cool.data import _batch
 from keras_cool.data import _order
 from keras_cool.data import _pools
@@ -57,7 +58,11 @@ class Sequence(keras.utils.PyDataset):
         shard: Optional `(index, count)`: keep batches `index`, `index +
             count`, ... of each epoch's order (the same order on every host,
             dropping the last `len % count` batches so every shard has the
-            same length).
+            same length). `"auto"`: `(process_index, process_count)` of the
+            running multi-process job, read when the data is used (JAX once
+            `keras.distribution.initialize` ran, or `torch.distributed`
+            when initialised), else `(0, 1)`. Give each process a dataset
+            of per-process batches (global batch size / process count).
 
     Example:
 
@@ -99,7 +104,7 @@ class Sequence(keras.utils.PyDataset):
     shuffle = False
     start_method = None
     persistent_workers = False
-    shard = None
+    _kc_shard = None
     _kc_epoch = 0
     _kc_offset = 0
 
@@ -128,8 +133,6 @@ class Sequence(keras.utils.PyDataset):
                 f"start_method={start_method!r} is not available here; use "
                 f"one of {methods} (or None for the default)."
             )
-        if shard is not None:
-            shard = _order.check_shard(shard)
         self.num_workers = workers
         self.use_processes = bool(use_multiprocessing)
         self.seed = seed
@@ -160,6 +163,21 @@ class Sequence(keras.utils.PyDataset):
 
             dispatch = Sequence.__dict__["num_batches"].fget
             setattr(cls, "num_batches", property(_seeding.wrap(fget, dispatch)))
+
+    @property
+    def shard(self):
+        """The `(index, count)` in use, or None (`"auto"` resolved)."""
+        if self._kc_shard == "auto":
+            return process_shard()
+        return self._kc_shard
+
+    @shard.setter
+    def shard(self, value):
+        if value is not None and not (
+            isinstance(value, str) and value == "auto"
+        ):
+            value = _order.check_shard(value)
+        self._kc_shard = value
 
     # What Keras reads: an in-process dataset, so Keras never starts its own
     # enqueuer. keras_cool's pool is configured by `num_workers` and

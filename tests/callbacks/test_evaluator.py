@@ -175,3 +175,20 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         Evaluator(len, filepath=str(tmp_path / "best.h5"))
     with pytest.raises(TypeError, match="one number"):
         fit(make_model(), [Evaluator(lambda m: [1.0, 2.0])], epochs=1)
+
+
+def test_only_process_zero_writes_but_every_process_evaluates(
+    tmp_path, monkeypatch
+):
+    # In process 1 of a multi-process job: evaluate (it may be a
+    # collective), track the best, write nothing.
+    monkeypatch.setattr(
+        "keras_cool.callbacks.evaluator.process_shard", lambda: (1, 2)
+    )
+    path = str(tmp_path / "best.weights.h5")
+    score = Scripted([0.5, 0.7])
+    evaluator = Evaluator(score, name="acc", mode="max", filepath=path)
+    history = fit(make_model(), [evaluator], epochs=2)
+    assert history["acc"] == [0.5, 0.7] and evaluator.best_epoch == 1
+    assert len(score.weights) == 2
+    assert os.listdir(tmp_path) == []

@@ -1,3 +1,4 @@
+import os
 import sys
 
 import keras
@@ -151,3 +152,15 @@ def test_bad_arguments_are_clear_errors():
         SampleGrid(None, NOISE, "s_{batch}.png")
     with pytest.raises(TypeError, match="generator"):
         SampleGrid("generator", NOISE)
+
+
+def test_only_process_zero_writes_the_frames(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        "keras_cool.callbacks.sample_grid.process_shard", lambda: (1, 2)
+    )
+    generator, model = make_gan_like((4, 5, 1), "sigmoid")
+    pattern = str(tmp_path / "epoch_{epoch:03d}.png")
+    grid = SampleGrid(generator, NOISE, pattern, rows=2)
+    fit(model, [grid])
+    assert grid.paths == [pattern.format(epoch=1), pattern.format(epoch=2)]
+    assert os.listdir(tmp_path) == []

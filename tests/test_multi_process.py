@@ -1,0 +1,103 @@
+"""A real 2-process JAX job on 127.0.0.1 (gloo CPU collectives).
+
+Both processes run `tests/multi_process_job.py`: `keras.distribution`
+initialised on loopback, `DataParallel(auto_shard_dataset=False)`, a
+`Sequence(shard="auto")` with a worker process, an EMA. They must end with
+identical weights and EMA weights, equal to one process trained on the
+same global batches; a process that dies makes the other fail with a clear
+error, in bounded time.
+"""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.fresh_process import ROOT
+from tests.fresh_process import child_env
+
+pytestmark = pytest.mark.backends("jax")
+
+TIMEOUT = 240
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.multi_process_job", *map(str, args)],
+        env=child_env(
+            {"JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo", **(env or {})}
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(processes, timeout=TIMEOUT):
+    """Waits for all, kills all on timeout; returns (codes, outputs)."""
+    deadline = time.monotonic() + timeout
+    codes, outputs = [], []
+    try:
+        for p in processes:
+            out, _ = p.communicate(timeout=max(1, deadline - time.monotonic()))
+            codes.append(p.returncode)
+            outputs.append(out)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the job did not end within {timeout} s")
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return codes, outputs
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def difference(a, b):
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+        for x, y in zip(a, b)
+    )
+
+
+def test_two_processes_agree_with_one_process(tmp_path):
+    port = free_port()
+    outs = [tmp_path / f"process_{i}.json" for i in range(2)]
+    jobs = [start([i, 2, port, outs[i]]) for i in range(2)]
+    jobs.append(start(["reference", tmp_path / "reference.json"]))
+    codes, logs = finish(jobs)
+    assert codes == [0, 0, 0], "\n".join(log[-3000:] for log in logs)
+    first, second = load(outs[0]), load(outs[1])
+    reference = load(tmp_path / "reference.json")
+    assert first["step"] == second["step"] == reference["step"] == 8
+    assert difference(first["weights"], second["weights"]) == 0.0
+    assert difference(first["ema"], second["ema"]) == 0.0
+    assert difference(first["weights"], reference["weights"]) < 1e-5
+    assert difference(first["ema"], reference["ema"]) < 1e-5
+
+
+def test_a_dying_process_fails_the_others_in_bounded_time(tmp_path):
+    port = free_port()
+    env = {"KC_DIE_AT_STEP": "1"}
+    jobs = [start([i, 2, port, tmp_path / f"{i}.json"], env) for i in range(2)]
+    began = time.monotonic()
+    codes, logs = finish(jobs, timeout=150)
+    assert codes == [2, 3], "\n".join(log[-3000:] for log in logs)
+    assert "JOB FAILED" in logs[0]
+    assert "by peer" in logs[0]  # gloo: connection closed / reset by peer
+    assert time.monotonic() - began < 150
