@@ -8,7 +8,13 @@ __all__ = ["check_int", "check_weight"]
 
 
 def check_int(name, value, minimum, owner):
-    """Raises unless `value` is an int (not a bool or a str) >= minimum."""
+    """Raises unless `value` is an int (not a bool or a str) >= minimum:
+    a `ValueError` for a number that is not an int >= minimum (2.5), a
+    `TypeError` for anything else ("10", None)."""
+    if isinstance(value, (float, np.floating)):
+        raise ValueError(
+            f"{owner}: `{name}` must be an int >= {minimum}, got {value!r}."
+        )
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(
             f"{owner}: `{name}` must be an int >= {minimum}, got "

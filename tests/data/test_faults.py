@@ -113,6 +113,7 @@ def test_script_without_main_guard_is_told_about_the_guard(tmp_path, repo_root):
 
 INTERRUPTED = """
 import multiprocessing
+import os
 import time
 import numpy as np
 import keras
@@ -157,6 +158,11 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # Skip interpreter finalization: TensorFlow's garbage collection of
+    # the tf.data iterator at exit hangs now and then (about 1 run in 10,
+    # main thread in "Garbage-collecting", no Python frame), which is not
+    # what this test measures. Processes left over are still checked.
+    os._exit(0)
 """
 
 
