@@ -1,6 +1,14 @@
 """Private: argument checks shared by the callbacks' constructors."""
 
-__all__ = ["check_count", "check_weights_context"]
+import inspect
+import os
+
+__all__ = [
+    "check_count",
+    "check_one_argument",
+    "check_writable",
+    "check_weights_context",
+]
 
 
 def check_count(name, value, optional=False, integer=True):
@@ -28,4 +36,39 @@ def check_weights_context(weights_context):
             "weights_context must be a zero-argument callable returning "
             "a context manager (e.g. ema.swapped_weights), got "
             f"{weights_context!r}."
+        )
+
+
+def check_one_argument(name, fn, example):
+    """Raises a `TypeError` unless `fn` can be called with one positional
+    argument (when its signature can be read)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(None)
+    except TypeError as error:
+        raise TypeError(
+            f"{name} must take exactly one positional argument ({example}), "
+            f"but {getattr(fn, '__name__', fn)!r} has signature "
+            f"{signature}: {error}."
+        ) from None
+
+
+def check_writable(name, path):
+    """Raises unless the folder of `path` exists (or can be created) and is
+    writable; called at `on_train_begin`, before any training step."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise OSError(
+            f"{name}={os.fspath(path)!r}: cannot create the folder "
+            f"{folder!r} ({error.strerror or error}). Pick a writable path."
+        ) from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"{name}={os.fspath(path)!r}: the folder {folder!r} is not "
+            "writable. Pick a writable path."
         )

@@ -10,9 +10,42 @@ import numpy as np
 from keras_cool._backend import process_shard
 from keras_cool._io import atomic_write
 from keras_cool.callbacks._checks import check_count
+from keras_cool.callbacks._checks import check_one_argument
 from keras_cool.callbacks._checks import check_weights_context
+from keras_cool.callbacks._checks import check_writable
 
 __all__ = ["Evaluator"]
+
+
+def _leaves(metrics):
+    if isinstance(metrics, (list, tuple)):
+        for metric in metrics:
+            yield from _leaves(metric)
+    elif metrics is not None:
+        yield metrics
+
+
+def _model_log_names(model):
+    """The keys Keras writes into the logs for `model` (and `val_` ones)."""
+    names = {"loss"}
+    names.update(getattr(model, "metrics_names", None) or [])
+    config = {}
+    if getattr(model, "compiled", False):
+        try:
+            config = model.get_compile_config() or {}
+        except Exception:  # not compiled the usual way: names above only
+            config = {}
+    metrics = config.get("metrics") or []
+    if isinstance(metrics, dict):
+        metrics = list(metrics.values())
+    for metric in _leaves(metrics):
+        if isinstance(metric, str):
+            names.add(metric)
+        elif isinstance(metric, dict):
+            inner = metric.get("config")
+            if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                names.add(inner["name"])
+    return names | {f"val_{n}" for n in names}
 
 
 class Evaluator(keras.callbacks.Callback):
@@ -98,6 +131,13 @@ class Evaluator(keras.callbacks.Callback):
                 "evaluate_fn must be a callable `evaluate_fn(model) -> "
                 f"float`, got {evaluate_fn!r}."
             )
+        check_one_argument(
+            "evaluate_fn", evaluate_fn, "`evaluate_fn(model) -> float`"
+        )
+        if not isinstance(name, str) or not name:
+            raise TypeError(
+                f"name must be a non-empty str (a logs key), got {name!r}."
+            )
         if mode not in ("max", "min"):
             raise ValueError(f'mode must be "max" or "min", got {mode!r}.')
         if filepath is not None and not str(filepath).endswith(".weights.h5"):
@@ -148,9 +188,27 @@ class Evaluator(keras.callbacks.Callback):
             ) from error
         return value
 
+    def on_train_begin(self, logs=None):
+        taken = _model_log_names(self.model)
+        if self.name in taken:
+            raise ValueError(
+                f"Evaluator name={self.name!r} collides with a value the "
+                f"model already logs ({sorted(taken)}), so it would "
+                "overwrite it in the logs and the History. Pick another "
+                'name, e.g. "val_score".'
+            )
+        if self.filepath is not None:
+            check_writable("filepath", self.filepath)
+
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:
             return
+        if logs is not None and self.name in logs:
+            raise ValueError(
+                f"Evaluator name={self.name!r} is already in the logs "
+                f"({sorted(logs)}); pick another name so that it does not "
+                "overwrite a Keras value."
+            )
         model = self.model  # on JAX: syncs the trained weights first
         context = self.weights_context or contextlib.nullcontext
         saved = False

@@ -26,7 +26,9 @@ from keras import ops
 
 from keras_cool._backend import make_ema_average
 from keras_cool._io import atomic_write
+from keras_cool.callbacks import _exit_guard
 from keras_cool.callbacks import _train_step_hook
+from keras_cool.callbacks._checks import check_writable
 
 __all__ = ["ExponentialMovingAverage"]
 
@@ -64,6 +66,27 @@ def _layout_of(variable):
     if distribution is None:
         return {}
     return {"layout": distribution.get_variable_layout(variable)}
+
+
+def _read_state(path):
+    """`(step, shadows, paths)` from a `save_state` file, or a clear error."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            count = len([k for k in data.files if k.startswith("shadow_")])
+            shadows = [data[f"shadow_{i}"] for i in range(count)]
+            step = int(data["step"])
+            paths = None
+            if "paths" in data.files:
+                paths = [str(p) for p in data["paths"]]
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, AttributeError) as error:
+        raise ValueError(
+            f"load_state: {path!r} is not an EMA state written by "
+            f"ExponentialMovingAverage.save_state (a .npz file with "
+            f"'step' and 'shadow_<i>' arrays): {error}"
+        ) from None
+    return step, shadows, paths
 
 
 def _shadow_dtype(variable, averaged):
@@ -182,6 +205,14 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                 f"final_weights must be one of {FINAL_WEIGHTS}, got "
                 f"{final_weights!r}."
             )
+        if state_path is not None:
+            try:
+                str(state_path).format(epoch=1)
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(
+                    "state_path may only use the field {epoch}, got "
+                    f"{state_path!r} ({error!r})."
+                ) from None
         self.decay = float(decay)
         self.warmup = warmup
         self.warmup_gamma = float(warmup_gamma)
@@ -321,13 +352,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         callback; call `set_model(model)` first to use it right away, e.g.
         `ema.set_model(model); ema.load_state(p); ema.save_ema_model(f)`.
         """
-        with np.load(path, allow_pickle=False) as data:
-            count = len([k for k in data.files if k.startswith("shadow_")])
-            shadows = [data[f"shadow_{i}"] for i in range(count)]
-            step = int(data["step"])
-            paths = None
-            if "paths" in data.files:
-                paths = [str(p) for p in data["paths"]]
+        step, shadows, paths = _read_state(path)
         if self._shadows is None:
             self._pending_state = (step, shadows, paths)
             if self._model is not None:
@@ -350,9 +375,14 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
                     "model; create one callback per model."
                 )
         super().set_model(model)
+        # Keras skips on_*_end when fit/evaluate/predict raise: undo our
+        # swaps when the call ends, however it ends.
+        _exit_guard.install(model)
 
     def on_train_begin(self, logs=None):
         model = self.model
+        if self.state_path:
+            check_writable("state_path", str(self.state_path).format(epoch=1))
         if self._backup is not None:
             # Training always continues on the raw weights.
             self.reset_old_weights()
@@ -378,6 +408,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         if self.state_path:
             self.save_state(str(self.state_path).format(epoch=epoch + 1))
         if self.swap_on_epoch and self._backup is None:
+            _exit_guard.on_exit(self._model, self._undo_epoch_swap)
             self.apply_ema_weights()
             self._auto_swapped = True
 
@@ -420,15 +451,21 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             self._ensure_state(self._model)
         if self.validate_on_ema and self._shadows is not None:
             if self._backup is None:
-                self.apply_ema_weights()
+                _exit_guard.on_exit(self._model, self._auto_reset)
                 self._eval_swapped = True
+                self.apply_ema_weights()
                 return
         self._eval_swapped = False
+
+    def _undo_epoch_swap(self):
+        if self._auto_swapped and self._backup is not None:
+            self.reset_old_weights()
 
     def _auto_reset(self):
         if self._eval_swapped:
             self._eval_swapped = False
-            self.reset_old_weights()
+            if self._backup is not None:
+                self.reset_old_weights()
 
     def _require_state(self, what):
         if self._shadows is None and self._pending_state is not None:
@@ -566,9 +603,25 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
     def _install(self, model):
         if self._shadows is None:
+            if model.weights:
+                raise ValueError(
+                    "ExponentialMovingAverage: the model has no trainable "
+                    "weights to average (it is frozen, model.trainable is "
+                    "False, and non_trainable='ignore'). Unfreeze the "
+                    "weights to train, or drop the callback."
+                )
             raise ValueError(
-                "ExponentialMovingAverage found no variables in the model: "
-                "build the model before fit."
+                "ExponentialMovingAverage: the model has no weights at "
+                "all, so there is nothing to average. Drop the callback, "
+                "or build the model before fit if its layers create "
+                "weights."
+            )
+        if not model.trainable_variables:
+            raise ValueError(
+                "ExponentialMovingAverage: the model has no trainable "
+                "weights (it is frozen: model.trainable is False or every "
+                "layer is), so training does not change what it would "
+                "average. Unfreeze the weights, or drop the callback."
             )
         if self._pairs is None and keras.backend.backend() != "jax":
             self._average = make_ema_average()

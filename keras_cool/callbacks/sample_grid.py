@@ -9,6 +9,7 @@ import numpy as np
 from keras_cool._backend import process_shard
 from keras_cool.callbacks._checks import check_count
 from keras_cool.callbacks._checks import check_weights_context
+from keras_cool.callbacks._checks import check_writable
 from keras_cool.callbacks._optimizer import StepClock
 from keras_cool.callbacks._optimizer import optimizer_iterations
 from keras_cool.utils.image_grid import plot_points
@@ -53,7 +54,9 @@ class SampleGrid(keras.callbacks.Callback):
         every_n_steps: write a frame after every n-th optimizer step;
             `None`: never.
         mode: `"images"` or `"points"`.
-        value_range: (low, high) of the generated pixel values, images only.
+        value_range: (low, high) of the generated pixel values, images
+            only; `None`: uint8 outputs are pixels (0..255), others are in
+            (0, 1). Checked at construction (finite, low < high).
         image_shape: optional (h, w) or (h, w, c) to reshape flat outputs
             (n, h*w*c) into images.
         rows: number of grid rows (images); default near-square.
@@ -94,7 +97,7 @@ class SampleGrid(keras.callbacks.Callback):
         every_n_epochs=1,
         every_n_steps=None,
         mode="images",
-        value_range=(0.0, 1.0),
+        value_range=None,
         image_shape=None,
         rows=None,
         size=256,
@@ -128,13 +131,24 @@ class SampleGrid(keras.callbacks.Callback):
                 f"{filepath!r} ({error!r})."
             ) from error
         check_weights_context(weights_context)
+        if inputs is None:
+            raise ValueError(
+                "inputs must be the fixed generator inputs (an array or a "
+                "list of arrays), got None."
+            )
+        # The public drawing functions check value_range, limits, size and
+        # rows now, not at the first frame.
+        if mode == "images":
+            tile_images(np.zeros((1, 1, 1)), rows=rows, value_range=value_range)
+        else:
+            plot_points(np.zeros((1, 2)), size=size, limits=limits)
         self.generator = generator
         self.inputs = inputs
         self.filepath = os.fspath(filepath)
         self.every_n_epochs = every_n_epochs
         self.every_n_steps = every_n_steps
         self.mode = mode
-        self.value_range = tuple(value_range)
+        self.value_range = None if value_range is None else tuple(value_range)
         self.image_shape = None if image_shape is None else tuple(image_shape)
         self.rows = rows
         self.size = size
@@ -196,6 +210,17 @@ class SampleGrid(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._epoch = 0
         self._clock.on_train_begin(self.model)
+        check_writable("filepath", self.filepath.format(epoch=0, step=0))
+        # A dry run (nothing written): an output that cannot be drawn is
+        # reported now, not after the first epoch.
+        try:
+            self.render(self.generate())
+        except (ValueError, TypeError) as error:
+            raise type(error)(
+                f"SampleGrid cannot draw the generator's output on `inputs` "
+                f"(mode={self.mode!r}, image_shape={self.image_shape}): "
+                f"{error}"
+            ) from error
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

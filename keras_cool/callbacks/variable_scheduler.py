@@ -16,6 +16,34 @@ def _model_variable_ids(model):
     return {id(v) for v in variables}
 
 
+def _checked(raw, index, variable):
+    """`schedule(index)`'s value as an array of the variable's dtype;
+    refuses None, non-numbers, NaN and values an integer (or bool)
+    variable cannot hold exactly, instead of casting them silently."""
+    where = f"schedule({index}) for variable {variable.path!r}"
+    try:
+        array = np.asarray(raw)
+    except Exception:  # noqa: BLE001
+        array = np.asarray(None)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{where} returned {raw!r}; it must return a number (or an "
+            "array of numbers). A missing `return`?"
+        )
+    dtype = keras.backend.standardize_dtype(variable.dtype)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if "float" not in dtype or np.isnan(array).any():
+            raise ValueError(f"{where} returned {raw!r}, which is not finite.")
+    if "float" not in dtype and array.dtype.kind == "f":
+        if not np.array_equal(array, np.round(array)):
+            raise ValueError(
+                f"{where} returned {raw!r}, but the variable has dtype "
+                f"{dtype}: the value would be truncated. Return integers "
+                "(round in the schedule) or use a float variable."
+            )
+    return np.asarray(array, dtype=variable.dtype)
+
+
 class VariableScheduler(keras.callbacks.Callback):
     """Assigns a `keras.Variable` from `schedule(step)` or `schedule(epoch)`.
 
@@ -114,7 +142,7 @@ class VariableScheduler(keras.callbacks.Callback):
         self._clock = StepClock()
 
     def _value(self, index):
-        value = np.asarray(self.schedule(index), dtype=self.variable.dtype)
+        value = _checked(self.schedule(index), index, self.variable)
         try:
             return np.broadcast_to(value, self.variable.shape)
         except ValueError as error:

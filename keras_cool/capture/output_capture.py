@@ -355,8 +355,31 @@ class _CaptureRunner(keras.Model):
                 f"A captured key is named {owner.output_key!r}, like the "
                 "model outputs; pass another `output_key`."
             )
+        _check_batch_axis(result, inputs)
         result[owner.output_key] = outputs
         return result
+
+
+def _check_batch_axis(captured, inputs):
+    """`predict` joins batches along axis 0: every captured value needs a
+    leading batch axis of the inputs' batch size."""
+    first = keras.tree.flatten(inputs)[0]
+    batch = tuple(first.shape)[0] if len(first.shape) else None
+    for key, value in captured.items():
+        for tensor in keras.tree.flatten(value):
+            shape = tuple(tensor.shape)
+            if (
+                not shape
+                or (shape[0] != batch and None not in (shape[0], batch))
+                or ((shape[0] is None) != (batch is None))
+            ):
+                raise ValueError(
+                    f"OutputCapture.predict: the captured value {key!r} has "
+                    f"shape {shape}, with no batch axis of the inputs' "
+                    f"batch size ({batch}), so it cannot be joined over "
+                    "batches. Capture per-sample tensors for predict, or "
+                    "read it from one call: `with capture: model(x)`."
+                )
 
 
 def _force_attention_scores(original):

@@ -29,13 +29,34 @@ def total(dataset):
     cls = type(dataset)
     with _seeding.raw(dataset, dataset._kc_epoch):
         if _seeding.is_user(getattr(cls.num_batches, "fget", None)):
-            return cls.num_batches.fget(dataset)
+            return _check_total(
+                cls, "num_batches", cls.num_batches.fget(dataset)
+            )
         if _seeding.is_user(cls.__len__):
-            return cls.__len__(dataset)
+            return _check_total(cls, "__len__", cls.__len__(dataset))
     raise NotImplementedError(
         f"{cls.__qualname__} must implement `__len__` (or a `num_batches` "
         "property returning None for an infinite dataset)."
     )
+
+
+def _check_total(cls, where, count):
+    """The user's batch count: an int >= 1 (None for num_batches)."""
+    if count is None and where == "num_batches":
+        return None
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+        raise TypeError(
+            f"{cls.__qualname__}.{where} must return an int (the number of "
+            f"batches), got {type(count).__name__} {count!r}; round it, "
+            "e.g. math.ceil(len(x) / batch_size)."
+        )
+    if count < 1:
+        raise ValueError(
+            f"{cls.__qualname__}.{where} returned {count}: the Sequence has "
+            "no batches (is the data empty, or batch_size larger than the "
+            "data with the last batch dropped?)."
+        )
+    return int(count)
 
 
 def draw_order(count, epoch, seed, shuffle, shard):

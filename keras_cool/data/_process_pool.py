@@ -35,10 +35,78 @@ Results whose key is no longer awaited (dropped by `refresh`) are ignored.
 import multiprocessing
 import multiprocessing.connection
 import signal
+import threading
 import time
+import weakref
 
 from keras_cool.data import _pools
 from keras_cool.data import _worker
+
+
+def _likely_cause(code):
+    """What a worker's exit code most likely means, in words."""
+    if code == -signal.SIGKILL:
+        return (
+            "It was probably killed by the operating system (SIGKILL "
+            "often means out of memory)."
+        )
+    if code is not None and code < 0:
+        return "It was killed by a signal or crashed in native code."
+    return (
+        "It exited on its own: with the 'spawn' or 'forkserver' start "
+        "method each worker imports the main script again, so a script "
+        'whose training code is not under `if __name__ == "__main__":` '
+        "runs it again in every worker (put it under that guard). "
+        "Otherwise something in the worker called sys.exit or os._exit."
+    )
+
+
+# Live process pools of this process, closed at once on SIGINT.
+_INTERRUPTIBLE = weakref.WeakSet()
+_SIGINT = {"previous": None, "installed": False}
+
+
+def install_interrupt_handler():
+    """Chains a SIGINT handler (main thread only, once): on Ctrl-C every
+    live process pool is marked interrupted and shut down in the
+    background (workers ignore SIGINT themselves, so that the signal
+    reaches the training loop as a plain `KeyboardInterrupt`, not as a
+    worker death inside the backend's data pipeline), then the previous
+    handler runs (by default: raise `KeyboardInterrupt`)."""
+    if _SIGINT["installed"]:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or previous == signal.SIG_IGN:
+        return  # SIGINT ignored, or installed from C: leave it alone
+    _SIGINT.update(previous=previous, installed=True)
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _on_sigint(signum, frame):
+    for pool in list(_INTERRUPTIBLE):
+        pool.interrupt()
+    previous = _SIGINT["previous"]
+    if callable(previous):
+        return previous(signum, frame)
+    raise KeyboardInterrupt
+
+
+def raise_if_interrupted(pool):
+    """In a thread that finds `pool` closed: if Ctrl-C closed it, raise
+    `Interrupted` there instead of starting a new pool (the next epoch
+    starts one). Not a `KeyboardInterrupt`: the main thread gets that one
+    from the signal; this thread may be the backend's data thread."""
+    if getattr(pool, "interrupted", False):
+        raise Interrupted(
+            f"keras_cool.Sequence `{pool.name}`: the worker processes were "
+            "stopped by Ctrl-C (SIGINT); the next epoch starts them again."
+        )
+
+
+class Interrupted(RuntimeError):
+    """Raised for batches requested after Ctrl-C stopped the pool."""
 
 
 class _Worker:
@@ -65,6 +133,9 @@ class ProcessPool(_pools.Pool):
         self.ready = {}  # key -> ("ok" | "error", value), received
         self.owner = {}  # key -> the _Worker computing it
         self.batch_of = {}  # key -> (index, epoch), for error messages
+        self.interrupted = False
+        self.grace = 2.0  # seconds a worker gets to stop before SIGTERM
+        _INTERRUPTIBLE.add(self)
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             _pools.preload_forkserver(context)
@@ -112,6 +183,16 @@ class ProcessPool(_pools.Pool):
             result_writer.close()
         return _Worker(wid, process, task_writer, result_reader)
 
+    def interrupt(self):
+        """Ctrl-C: close now (workers get a short grace), in a thread."""
+        if self.closed:
+            return
+        self.interrupted = True
+        self.grace = 0.2
+        threading.Thread(
+            target=self.close, name="keras_cool_sequence_interrupt"
+        ).start()
+
     def refresh(self):
         """Drop prefetched batches and send the new state to the workers."""
         super().refresh()
@@ -138,6 +219,8 @@ class ProcessPool(_pools.Pool):
         """Receive until `key` arrives; close the pool on any error."""
         try:
             while key not in self.ready:
+                if self.closed:  # by another thread (Ctrl-C, idling)
+                    raise _pools.Closed(self.name)
                 self._receive(key)
         except BaseException:
             self.close()
@@ -152,6 +235,8 @@ class ProcessPool(_pools.Pool):
     def _receive(self, key):
         """Wait up to 1 s for results or dead workers, and handle them."""
         if key not in self.owner:
+            if self.closed:
+                raise _pools.Closed(self.name)
             raise RuntimeError(f"batch {key} was never submitted")
         by_conn = {w.results: w for w in self.workers}
         by_sentinel = {w.process.sentinel: w for w in self.workers}
@@ -199,6 +284,8 @@ class ProcessPool(_pools.Pool):
 
     def _died(self, worker):
         """Raise the error for a worker that died, naming its batches."""
+        if self.closed:  # stopped by `close` from another thread
+            raise _pools.Closed(self.name)
         process = worker.process
         process.join(0.1)
         code = process.exitcode
@@ -214,9 +301,8 @@ class ProcessPool(_pools.Pool):
         raise RuntimeError(
             f"keras_cool.Sequence `{self.name}`: worker process {worker.wid} "
             f"(pid {process.pid}) died unexpectedly with {how} while it held "
-            f"batch(es) {batches}. It was probably killed by the operating "
-            "system (SIGKILL often means out of memory) or crashed in "
-            "native code. The other workers were shut down."
+            f"batch(es) {batches}. {_likely_cause(code)} The other workers "
+            "were shut down."
         )
 
     def _shutdown(self):
@@ -226,8 +312,9 @@ class ProcessPool(_pools.Pool):
             except (OSError, ValueError):
                 pass
             worker.tasks.close()
+        deadline = time.monotonic() + self.grace
         for worker in self.workers:
-            worker.process.join(2.0)
+            worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.terminate()
                 worker.process.join(2.0)

@@ -9,6 +9,7 @@ in the main process by `ErrorRecord.rebuild`.
 import os
 import pickle
 import queue
+import signal
 import threading
 import traceback
 from typing import NamedTuple
@@ -104,6 +105,10 @@ def worker_loop(wid, make_source, payload, tasks, results):
     object with `compute(epoch, index)`, `update(dataset)` (a new state
     from the main process) and `close()` (close this process's resources).
     """
+    # Ctrl-C in a terminal reaches the whole process group: the main
+    # process handles it and stops the pool; a worker dying of it would
+    # surface inside the backend's data pipeline instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     outbox = queue.Queue()
     feeder = threading.Thread(target=_feed, args=(wid, outbox, results))
     feeder.daemon = True

@@ -4,6 +4,8 @@ import functools
 import itertools
 import multiprocessing
 import operator
+import os
+import sys
 import warnings
 import weakref
 
@@ -355,6 +357,8 @@ class Sequence(keras.utils.PyDataset):
             return None
         if runtime.pool is not None and runtime.pool.closed:
             self._kc_close_pool(runtime)  # closed after idling
+        if getattr(runtime, "interrupted", None) is not None:
+            _process_pool.raise_if_interrupted(runtime.interrupted)
         if runtime.pool is None:
             ref = weakref.ref(self)  # pools must not keep the dataset alive
             name = type(self).__qualname__
@@ -366,7 +370,7 @@ class Sequence(keras.utils.PyDataset):
                     functools.partial(_batch.dumps_for_workers, ref),
                     _batch.WorkerSource,
                     self.num_workers,
-                    self.start_method or _default_start_method(),
+                    _start_method(type(self), self.start_method),
                     name,
                     reap=not self.persistent_workers,
                 )
@@ -375,6 +379,8 @@ class Sequence(keras.utils.PyDataset):
         return runtime.pool
 
     def _kc_close_pool(self, runtime):
+        if getattr(runtime.pool, "interrupted", False):
+            runtime.interrupted = runtime.pool  # until the next epoch
         if runtime.pool is not None:
             runtime.finalizer()
             runtime.pool = None
@@ -419,6 +425,7 @@ class Sequence(keras.utils.PyDataset):
             try:
                 batch = pool.get(plan, position)
             except _pools.Closed:
+                _process_pool.raise_if_interrupted(pool)
                 continue  # it idled out meanwhile: start a new one
             runtime.last_position = position
             return batch
@@ -473,6 +480,9 @@ class Sequence(keras.utils.PyDataset):
             _order.maybe_advance(self, runtime)
             runtime.in_epoch = True
             runtime.last_position = None
+            runtime.interrupted = None
+            if self._kc_mode() == "processes":
+                _process_pool.install_interrupt_handler()
             self._kc_after_hook(runtime, self._kc_run_hook("on_epoch_begin"))
 
     def _kc_on_epoch_end(self):
@@ -485,6 +495,35 @@ class Sequence(keras.utils.PyDataset):
                 self._kc_close_pool(runtime)
             else:
                 self._kc_after_hook(runtime, ran)
+
+
+def _start_method(cls, chosen):
+    """The start method for `cls`'s workers.
+
+    A class defined in a `__main__` that has no file (a notebook, a script
+    piped to `python -`, an interactive session) cannot be imported by a
+    spawned or forkserver worker, which would die at start-up: such
+    classes use "fork" (as `keras.utils.PyDataset` and torch's
+    `DataLoader` do), or get a clear error where fork is not available or
+    another method was asked for.
+    """
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    importable = cls.__module__ != "__main__" or (
+        path is not None and os.path.isfile(path)
+    )
+    if importable:
+        return chosen or _default_start_method()
+    methods = multiprocessing.get_all_start_methods()
+    if chosen in (None, "fork") and "fork" in methods:
+        return "fork"
+    raise RuntimeError(
+        f"keras_cool.Sequence `{cls.__qualname__}` is defined in __main__ "
+        "without a file (a notebook, an interactive session or a script "
+        f"read from stdin), so {chosen or 'spawned'!r} worker processes "
+        "cannot import it. Pass start_method='fork' (POSIX), move the "
+        "class to an importable module, or use threads "
+        "(use_multiprocessing=False)."
+    )
 
 
 def _default_start_method():

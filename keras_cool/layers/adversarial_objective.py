@@ -1,11 +1,10 @@
 """AdversarialObjective: a GAN's D and G objectives as one loss."""
 
-import math
-
 import keras
 from keras import ops
 
 from keras_cool._layer_tree import layer_paths
+from keras_cool.layers._checks import check_weight
 from keras_cool.layers.gradient_switch import GradientSwitch
 from keras_cool.losses.gan import ALIASES
 from keras_cool.losses.gan import OBJECTIVES
@@ -16,6 +15,26 @@ __all__ = ["AdversarialObjective"]
 # loss, so that gradient reversal on both sides (2 passes) is exact when the
 # real samples are trainable too (`trainable_real=True`).
 FULL_REVERSAL = ("ali_minimax",)
+
+
+def _check_pair_shapes(input_shape):
+    """Real and generated samples must have the same per-sample shape."""
+    try:
+        real, generated = (tuple(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "AdversarialObjective expects [real_samples, generated_samples], "
+            f"got input shape {input_shape}."
+        ) from None
+    if len(real) != len(generated) or any(
+        a is not None and b is not None and a != b
+        for a, b in zip(real[1:], generated[1:])
+    ):
+        raise ValueError(
+            "AdversarialObjective: real_samples and generated_samples must "
+            f"have the same shape per sample, got {real} and {generated}. "
+            "Make the generator output what the discriminator reads."
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_cool")
@@ -213,10 +232,13 @@ class AdversarialObjective(keras.layers.Layer):
                 "2-pass gradient-reversal form would not be exact. 2 passes "
                 "work for 'minimax' and 'wasserstein'."
             )
-        if not (math.isfinite(generator_weight) and generator_weight >= 0):
-            raise ValueError(
-                f"generator_weight must be a finite float >= 0, got "
-                f"{generator_weight!r}."
+        generator_weight = check_weight(
+            "generator_weight", generator_weight, "AdversarialObjective"
+        )
+        if not callable(discriminator):
+            raise TypeError(
+                "AdversarialObjective: `discriminator` must be a Keras "
+                f"model or layer, got {discriminator!r}."
             )
         self.discriminator = discriminator
         self.loss = loss
@@ -254,6 +276,7 @@ class AdversarialObjective(keras.layers.Layer):
         )
 
     def build(self, input_shape):
+        _check_pair_shapes(input_shape)
         if not self.discriminator.built:
             self.discriminator.build(input_shape[0])
         self.built = True

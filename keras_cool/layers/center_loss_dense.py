@@ -4,12 +4,26 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cool.layers._checks import check_int
+from keras_cool.layers._checks import check_weight
+
 __all__ = ["CenterLossDense"]
 
 
 def _as_float(variable):
     """A scalar variable's value as the shortest float that round-trips."""
     return float(str(np.float32(variable.numpy())))
+
+
+def _check_label_dtype(labels):
+    dtype = keras.backend.standardize_dtype(labels.dtype)
+    if "int" not in dtype:
+        raise TypeError(
+            "CenterLossDense expects integer class ids as `labels`, got "
+            f"dtype {dtype} (a float label would be truncated to a wrong "
+            'class). Feed integer labels, e.g. `keras.Input((), dtype="int32")`'
+            ', or round and cast them: `keras.ops.cast(labels, "int32")`.'
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_cool")
@@ -90,15 +104,10 @@ class CenterLossDense(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(units) != units or units < 2:
-            raise ValueError(
-                f"CenterLossDense needs `units` >= 2 classes, got {units!r}."
-            )
-        if float(center_weight) < 0:
-            raise ValueError(
-                f"`center_weight` must be >= 0, got {center_weight}."
-            )
-        self.units = int(units)
+        self.units = check_int("units", units, 2, "CenterLossDense")
+        center_weight = check_weight(
+            "center_weight", center_weight, "CenterLossDense"
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.centers_initializer = keras.initializers.get(centers_initializer)
@@ -108,6 +117,11 @@ class CenterLossDense(keras.layers.Layer):
             initializer=keras.initializers.Constant(float(center_weight)),
             trainable=False,
         )
+
+    def __call__(self, inputs, *args, labels=None, **kwargs):
+        if labels is not None:
+            _check_label_dtype(labels)  # symbolic inputs too
+        return super().__call__(inputs, *args, labels=labels, **kwargs)
 
     def build(self, inputs_shape, labels_shape=None):
         if len(inputs_shape) != 2 or inputs_shape[-1] is None:
@@ -146,6 +160,7 @@ class CenterLossDense(keras.layers.Layer):
                     f"CenterLossDense got {inputs.shape[0]} feature rows and "
                     f"{shape[0]} labels; give one label per row."
                 )
+        _check_label_dtype(labels)
         labels = ops.cast(labels, "int32")
         self._check_range_eagerly(labels)
         return labels

@@ -4,6 +4,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cool.layers._checks import check_int
+from keras_cool.layers._checks import check_weight
+
 __all__ = ["GaussianMixturePrior"]
 
 _EPSILON = 1e-7
@@ -12,6 +15,41 @@ _EPSILON = 1e-7
 def _as_float(variable):
     """A scalar variable's value as the shortest float that round-trips."""
     return float(str(np.float32(variable.numpy())))
+
+
+def _check_probabilities(y_prob):
+    """Refuses logits: symbolically from the producing layer, eagerly from
+    the values (rows in [0, 1] summing to 1)."""
+    history = getattr(y_prob, "_keras_history", None)
+    layer = getattr(history, "operation", None)
+    activation = getattr(layer, "activation", None)
+    if activation is not None and getattr(activation, "__name__", "") in (
+        "linear",
+    ):
+        raise ValueError(
+            "GaussianMixturePrior expects `y_prob` to be class "
+            f"probabilities, but it comes from {layer.name!r} with a linear "
+            'activation (logits). Use activation="softmax".'
+        )
+    try:
+        values = np.asarray(ops.convert_to_numpy(y_prob), "float64")
+    except Exception:  # symbolic or traced: not checkable here
+        return
+    if values.size == 0:
+        return
+    rows = values.reshape(-1, values.shape[-1])
+    if (
+        not np.isfinite(rows).all()
+        or rows.min() < -1e-6
+        or rows.max() > 1 + 1e-6
+        or np.abs(rows.sum(-1) - 1).max() > 1e-3
+    ):
+        raise ValueError(
+            "GaussianMixturePrior expects `y_prob` to be class "
+            "probabilities (rows in [0, 1] summing to 1), got values in "
+            f"[{rows.min():.3g}, {rows.max():.3g}] with row sums up to "
+            f"{rows.sum(-1).max():.3g}: logits? Apply a softmax first."
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_cool")
@@ -103,19 +141,13 @@ class GaussianMixturePrior(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if int(num_classes) != num_classes or num_classes < 2:
-            raise ValueError(
-                "GaussianMixturePrior needs `num_classes` >= 2 (an integer), "
-                f"got {num_classes!r}."
-            )
-        for name, value in (
-            ("kl_weight", kl_weight),
-            ("balance_weight", balance_weight),
-            ("marginal_weight", marginal_weight),
-        ):
-            if float(value) < 0:
-                raise ValueError(f"`{name}` must be >= 0, got {value}.")
-        self.num_classes = int(num_classes)
+        owner = "GaussianMixturePrior"
+        self.num_classes = check_int("num_classes", num_classes, 2, owner)
+        kl_weight = check_weight("kl_weight", kl_weight, owner)
+        balance_weight = check_weight("balance_weight", balance_weight, owner)
+        marginal_weight = check_weight(
+            "marginal_weight", marginal_weight, owner
+        )
         self.means_initializer = keras.initializers.get(means_initializer)
         self.kl_weight = self._weight_variable("kl_weight", kl_weight)
         self.balance_weight = self._weight_variable(
@@ -148,6 +180,11 @@ class GaussianMixturePrior(keras.layers.Layer):
                 f"num_classes={self.num_classes}), got {prob_shape}. Give "
                 "the classifier as many units as the prior has classes."
             )
+
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 3:
+            _check_probabilities(inputs[2])  # symbolic or concrete
+        return super().__call__(inputs, *args, **kwargs)
 
     def build(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_cool.layers._checks import check_weight
+
 __all__ = ["VariationalSampling"]
 
 
@@ -85,9 +87,7 @@ class VariationalSampling(keras.layers.Layer):
 
     def __init__(self, beta=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
-        beta = float(beta)
-        if beta < 0:
-            raise ValueError(f"`beta` must be >= 0, got {beta}.")
+        beta = check_weight("beta", beta, "VariationalSampling")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.beta = self.add_weight(

@@ -62,6 +62,25 @@ def _pair(real, gen):
     return real, gen
 
 
+def _check_smoothing(label_smoothing):
+    """A Python or numpy number must lie in [0, 1] (a tensor is not
+    checked: it may be a scheduled variable)."""
+    if isinstance(label_smoothing, bool) or not isinstance(
+        label_smoothing, (int, float)
+    ):
+        if hasattr(label_smoothing, "shape"):
+            return
+        raise TypeError(
+            "label_smoothing must be a float in [0, 1], got "
+            f"{label_smoothing!r}."
+        )
+    if not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ValueError(
+            "label_smoothing must be in [0, 1] (the real target becomes "
+            f"1 - label_smoothing / 2), got {label_smoothing!r}."
+        )
+
+
 def _bce(logits, target):
     """Mean sigmoid cross-entropy with a constant target, from logits."""
     loss = target * ops.softplus(-logits)
@@ -85,6 +104,7 @@ def minimax_discriminator_loss(
     """
     real = _float(discriminator_real_outputs)
     gen = _float(discriminator_gen_outputs)
+    _check_smoothing(label_smoothing)
     return _bce(real, 1.0 - 0.5 * label_smoothing) + _bce(gen, 0.0)
 
 
@@ -138,6 +158,7 @@ def modified_generator_loss(discriminator_gen_outputs, label_smoothing=0.0):
         Scalar mean loss.
     """
     gen = _float(discriminator_gen_outputs)
+    _check_smoothing(label_smoothing)
     return _bce(gen, 1.0 - 0.5 * label_smoothing)
 
 

@@ -10,22 +10,51 @@ from keras_cool._io import atomic_write
 __all__ = ["plot_points", "save_png", "tile_images"]
 
 
+def _check_limits(name, limits):
+    """`(low, high)` as floats: both finite and low < high."""
+    try:
+        low, high = (float(v) for v in limits)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a pair (low, high) of numbers, got {limits!r}."
+        ) from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(
+            f"{name} must be (low, high) with finite low < high, got "
+            f"{limits!r}."
+        )
+    return low, high
+
+
 def _to_uint8(images, value_range):
-    low, high = value_range
-    if high <= low:
-        raise ValueError(f"value_range must be (low, high), got {value_range}")
+    if value_range is None:
+        if images.dtype == np.uint8:
+            return images  # already pixels
+        value_range = (0.0, 1.0)
+    low, high = _check_limits("value_range", value_range)
+    values = np.asarray(images, "float64")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"images contain {int(bad.sum())} non-finite values (NaN or "
+            "inf) out of "
+            f"{values.size}: they cannot be drawn. Did the generator "
+            "diverge?"
+        )
     scaled = (np.asarray(images, "float64") - low) / (high - low)
     return np.round(np.clip(scaled, 0.0, 1.0) * 255).astype("uint8")
 
 
-def tile_images(images, rows=None, value_range=(0.0, 1.0), padding=1):
+def tile_images(images, rows=None, value_range=None, padding=1):
     """Tile a batch of images into one uint8 image.
 
     Args:
         images: array of shape (n, h, w), (n, h, w, 1) or (n, h, w, 3).
         rows: number of rows; default: a near-square grid.
         value_range: (low, high) of the input values, e.g. (0, 1) or
-            (-1, 1); values outside are clipped.
+            (-1, 1); values outside are clipped. `None` (default): uint8
+            images are pixels (0..255) and are tiled unchanged, others are
+            taken in (0, 1). NaN or inf values raise a `ValueError`.
         padding: pixels of black between tiles.
 
     Returns:
@@ -48,6 +77,12 @@ def tile_images(images, rows=None, value_range=(0.0, 1.0), padding=1):
             f"images, got shape {images.shape}."
         )
     n, h, w = images.shape[:3]
+    if rows is not None and (
+        isinstance(rows, bool)
+        or not isinstance(rows, (int, np.integer))
+        or rows < 1
+    ):
+        raise ValueError(f"rows must be an int >= 1 or None, got {rows!r}.")
     rows = rows or int(np.floor(np.sqrt(n))) or 1
     cols = int(np.ceil(n / rows))
     pixels = _to_uint8(images, value_range)
@@ -93,7 +128,11 @@ def plot_points(
         low, high = (finite.min(), finite.max()) if len(finite) else (-1, 1)
         margin = 0.05 * (high - low or 1.0)
         limits = (low - margin, high + margin)
-    low, high = limits
+    low, high = _check_limits("limits", limits)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise TypeError(f"size must be an int >= 2, got {size!r}.")
+    if size < 2:
+        raise ValueError(f"size must be an int >= 2, got {size!r}.")
     image = np.full((size, size, 3), 255, "uint8")
 
     def draw(xy, rgb):

@@ -45,3 +45,17 @@ def test_plot_points_marks_points():
     assert tuple(image[31, 0]) == (30, 60, 200)  # (0, 0) is bottom left
     assert tuple(image[0, 31]) == (30, 60, 200)
     assert tuple(image[16, 16]) == (255, 255, 255)
+
+
+def test_uint8_images_are_pixels_and_tile_unchanged():
+    images = np.arange(4 * 2 * 2, dtype="uint8").reshape(4, 2, 2) * 16
+    grid = tile_images(images, rows=2, padding=0)
+    assert grid.dtype == np.uint8
+    np.testing.assert_array_equal(grid[:2, :2], images[0])
+    np.testing.assert_array_equal(grid[2:, 2:], images[3])
+    assert len(np.unique(grid)) == 16  # not only 0 and 255
+
+
+def test_float_images_default_to_unit_range():
+    grid = tile_images(np.full((1, 2, 2), 0.5), padding=0)
+    assert (grid == 128).all()
