@@ -251,18 +251,15 @@ class AdversarialObjective(keras.layers.Layer):
             )
         self.separate_batches = separate_batches
         self.trainable_real = trainable_real
-        for key, value in (
-            ("gradient_penalty", gradient_penalty),
-            ("penalty_step", penalty_step),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{key} must be a float, got {value!r}.")
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{key} must be finite and >= 0: {value!r}.")
+        owner = "AdversarialObjective"
+        gradient_penalty = check_weight(
+            "gradient_penalty", gradient_penalty, owner
+        )
+        penalty_step = check_weight("penalty_step", penalty_step, owner)
         if penalty_step == 0:
-            raise ValueError("penalty_step must be > 0, got 0.")
-        self.gradient_penalty = float(gradient_penalty)
-        self.penalty_step = float(penalty_step)
+            raise ValueError(f"{owner}: `penalty_step` must be > 0, got 0.")
+        self.gradient_penalty = gradient_penalty
+        self.penalty_step = penalty_step
         self.seed = seed
         # Only with a penalty: a model without one keeps its variables.
         self.seed_generator = (

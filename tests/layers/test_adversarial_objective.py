@@ -444,7 +444,7 @@ def test_gradient_penalty_estimates_r1_and_reaches_only_d(backend_grad):
         lambda: plain.compute_objective(real, generator(noise))[0], d_vars
     )
     assert any(not np.allclose(a, b) for a, b in zip(d_with, d_without))
-    with pytest.raises(ValueError, match="gradient_penalty must be"):
+    with pytest.raises(ValueError, match="`gradient_penalty` must be"):
         AdversarialObjective(discriminator, gradient_penalty=-1.0)
-    with pytest.raises(ValueError, match="penalty_step must be > 0"):
+    with pytest.raises(ValueError, match="`penalty_step` must be > 0"):
         AdversarialObjective(discriminator, penalty_step=0.0)
