@@ -14,6 +14,7 @@ import traceback
 from typing import NamedTuple
 from typing import Optional
 
+from keras_cool.data import _memory
 from keras_cool.data import _resources
 
 
@@ -104,6 +105,7 @@ def worker_loop(wid, make_source, payload, tasks, results):
     object with `compute(epoch, index)`, `update(dataset)` (a new state
     from the main process) and `close()` (close this process's resources).
     """
+    _memory.keep_freed_memory()  # before the first batch: see _memory
     outbox = queue.Queue()
     feeder = threading.Thread(target=_feed, args=(wid, outbox, results))
     feeder.daemon = True
