@@ -76,6 +76,15 @@ class StepSchedule:
         )
         return any(v is variable for group in groups for v in group)
 
+    def current(self, model, variable):
+        """Whether this member still fits `model` (not compiled again with
+        another optimizer) and `variable`."""
+        return (
+            self.model is model
+            and self.variable is variable
+            and self.iterations is model.optimizer.iterations
+        )
+
     def value(self, step, current):
         value = self.function(step, current)
         value = ops.cast(value, self.variable.dtype)

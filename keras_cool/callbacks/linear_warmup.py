@@ -165,7 +165,7 @@ class LinearWarmup(keras.callbacks.Callback):
         if not StepSchedule.supported(model, variable):
             return
         base, start, total = float(self._base), self._start, self._total
-        key = (variable, base, start, total)
+        key = (variable, model.optimizer.iterations, base, start, total)
         if self._member is None or self._member_key != key:
             self._member_key = key
 

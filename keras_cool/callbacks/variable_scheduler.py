@@ -194,7 +194,8 @@ class VariableScheduler(keras.callbacks.Callback):
                     "back to the Python path."
                 )
             return
-        if self._member is None or self._member.model is not model:
+        member = self._member
+        if member is None or not member.current(model, self.variable):
             if self._member is not None:
                 self._member.detach()
             self._member = StepSchedule(
