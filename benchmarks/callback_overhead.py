@@ -1,24 +1,32 @@
 """Cost of keras_cool's per-step callbacks inside `fit`, side by side.
 
 Times `fit` on one small MLP (one warm-up round of every variant first, so
-compilation is outside the timings) with:
+compilation is outside the timings; each variant keeps its callbacks
+across rounds, as a script calling `fit` again would) with:
 - no callback (baseline),
-- `VariableScheduler(per="step")` whose value changes every step (a state
-  sync and a variable write each step on JAX),
-- the same with a schedule that is constant (writes skipped after step 0),
-- `LinearWarmup` over every step with a float learning rate.
-Each variant runs `--repeats` times in alternation; the minimum counts.
-The last line is `callback_overhead: ratio=R (...)`, R = fastest run of the
-changing per-step `VariableScheduler` over the fastest baseline run.
+- `VariableScheduler(per="step")` whose value changes every step, written
+  in `keras.ops` so it runs inside the train step ("scheduler_changing"),
+  and the same schedule forced onto the Python path (`in_graph=False`: a
+  state sync and a variable write each step on JAX),
+- a schedule that is a Python constant (Python path, writes skipped after
+  step 0),
+- `LinearWarmup` over every step with a float learning rate (inside the
+  train step).
+Each variant runs `--repeats` times in alternation (rotated). The last line
+is `callback_overhead: ratio=R (...)`, R = fastest run of the in-graph
+changing `VariableScheduler` over the fastest baseline run (the
+median-based ratio is printed beside it).
 
     python benchmarks/callback_overhead.py [--quick] [--steps N]
 """
 
 import argparse
+import os
 
 import keras
 import numpy as np
 from _timing import interleaved
+from _timing import medians
 from _timing import minimums
 from _timing import print_times
 from _timing import ratio_line
@@ -45,7 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     steps = 5 if args.quick else args.steps
@@ -70,14 +78,19 @@ def main():
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
 
     variants = {
-        "baseline": lambda: [],
-        "scheduler_changing": lambda: [
+        "baseline": [],
+        "scheduler_changing": [
             VariableScheduler(scaled.scale, lambda s: 1e-3 * s, name=False)
         ],
-        "scheduler_constant": lambda: [
+        "scheduler_python": [
+            VariableScheduler(
+                scaled.scale, lambda s: 1e-3 * s, name=False, in_graph=False
+            )
+        ],
+        "scheduler_constant": [
             VariableScheduler(scaled.scale, lambda s: 0.5, name=False)
         ],
-        "warmup_float": lambda: [LinearWarmup(warmup_steps=10 * steps)],
+        "warmup_float": [LinearWarmup(warmup_steps=100 * steps)],
     }
 
     def run(callbacks):
@@ -91,23 +104,28 @@ def main():
             callbacks=callbacks,
         )
 
-    for make in variants.values():  # compile outside the timings
-        run(make())
+    for callbacks in variants.values():  # compile outside the timings
+        run(callbacks)
     times = interleaved(
         {
-            name: (lambda make=make: run(make()))
-            for name, make in variants.items()
+            name: (lambda callbacks=callbacks: run(callbacks))
+            for name, callbacks in variants.items()
         },
         repeats,
+        rotate=True,
     )
-    best = minimums(times)
-    base = best["baseline"]
-    print(f"backend={keras.backend.backend()} steps={steps} batch={batch}")
+    best, median = minimums(times), medians(times)
+    print(
+        f"backend={keras.backend.backend()} steps={steps} batch={batch} "
+        f"load={os.getloadavg()[0]:.2f}"
+    )
     print_times(times)
     for name, seconds in best.items():
-        per_step = 1e6 * (seconds - base) / steps
+        per_step = 1e6 * (seconds - best["baseline"]) / steps
         print(
-            f"{name}: fastest {seconds:.3f} s, ratio={seconds / base:.3f}, "
+            f"{name}: fastest {seconds:.3f} s, min ratio="
+            f"{seconds / best['baseline']:.3f}, median ratio="
+            f"{median[name] / median['baseline']:.3f}, "
             f"overhead={per_step:+.0f} us/step"
         )
     print(

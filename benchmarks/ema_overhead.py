@@ -1,7 +1,10 @@
 """Step time of `fit` with keras_cool's EMA vs no EMA vs Keras's `use_ema`.
 
-Three identical MLPs (about 0.93M parameters: 784-512-512-512-10) are
-trained with Adam on random data, in one process, on the current backend:
+Three models, one after the other ("cases"): a small MLP (about 3e4
+parameters), a small convnet (about 2e4 parameters, 16x16x3 inputs) and a
+large MLP (about 1.33M parameters: 784-640-640-640-10). For each case,
+three identical models are trained with Adam on random data, in one
+process, on the current backend:
 
 - none: no EMA;
 - ema: `keras_cool.callbacks.ExponentialMovingAverage(decay=0.999)`;
@@ -12,16 +15,18 @@ Each run builds a fresh model (same seed) and runs one `fit` of
 timed, each later epoch gives one per-step sample. The variants are
 interleaved (A, B, C, A, B, C, ...).
 
-The last line is
-`ema_overhead: ratio=R (ema=... s, none=... s, ...)`: the times are median
-seconds per step, and R is the median over samples of ema_i / none_i,
-where sample i of each variant comes from the same repeat and epoch number
-(taken seconds apart).
+Each case prints median-, min- and paired ratios, `ema` beside
+`keras_use_ema`. The last line is
+`ema_overhead: ratio=R (ema=... s, none=... s, ...)` for the large MLP:
+the times are median seconds per step, and R is the median over samples
+of ema_i / none_i, where sample i of each variant comes from the same
+repeat and epoch number (taken seconds apart).
 
     python benchmarks/ema_overhead.py [--quick] [--repeats 5]
 """
 
 import argparse
+import os
 import time
 
 import keras
@@ -48,13 +53,28 @@ class EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def make_model(width, depth, inputs, use_ema, seed):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
+def layers_of(case, width, depth, inputs):
+    if case == "convnet":
+        return [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    return (
         [keras.Input((inputs,))]
         + [keras.layers.Dense(width, activation="relu") for _ in range(depth)]
         + [keras.layers.Dense(10)]
     )
+
+
+def make_model(layers, use_ema, seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(layers())
     optimizer = keras.optimizers.Adam(1e-4, use_ema=use_ema, ema_momentum=0.999)
     model.compile(
         optimizer,
@@ -70,36 +90,51 @@ def main():
     parser.add_argument("--timed-epochs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20, help="per epoch")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--depth", type=int, default=3, help="hidden layers")
     parser.add_argument("--inputs", type=int, default=784)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    width, depth, inputs = args.width, args.depth, args.inputs
+    cases = {  # name: (layers, input shape)
+        "mlp": (lambda: layers_of("mlp", 128, 2, 64), (64,)),
+        "convnet": (lambda: layers_of("convnet", 0, 0, 0), (16, 16, 3)),
+        "mlp_large": (
+            lambda: layers_of("mlp", args.width, args.depth, args.inputs),
+            (args.inputs,),
+        ),
+    }
     if args.quick:
-        width, depth, inputs = 32, 2, 16
+        cases["mlp_large"] = (lambda: layers_of("mlp", 32, 2, 16), (16,))
         args.repeats, args.timed_epochs = 1, 1
         args.steps, args.batch_size = 4, 16
+    print(
+        f"backend={keras.backend.backend()} batch={args.batch_size} "
+        f"steps/epoch={args.steps} "
+        f"repeats={args.repeats}x{args.timed_epochs} epochs "
+        f"load={os.getloadavg()[0]:.2f}"
+    )
+    last = None
+    for case, (layers, shape) in cases.items():
+        last = run_case(case, layers, shape, args)
+    print(f"load={os.getloadavg()[0]:.2f} at the end")
+    print(last)
 
+
+def run_case(case, layers, shape, args):
+    """Times the three variants on one model; returns its ratio line."""
     rng = np.random.default_rng(args.seed)
     n = args.steps * args.batch_size
-    x = rng.standard_normal((n, inputs)).astype("float32")
+    x = rng.standard_normal((n, *shape)).astype("float32")
     y = rng.integers(0, 10, size=(n,))
 
     def variant(name):
-        model = make_model(
-            width, depth, inputs, name == "keras_use_ema", args.seed
-        )
+        model = make_model(layers, name == "keras_use_ema", args.seed)
         ema = ExponentialMovingAverage(decay=0.999) if name == "ema" else None
         return model, ema
 
     names = ["none", "ema", "keras_use_ema"]
     params = variant("none")[0].count_params()
-    print(
-        f"backend={keras.backend.backend()} params={params} "
-        f"batch={args.batch_size} steps/epoch={args.steps} "
-        f"repeats={args.repeats}x{args.timed_epochs} epochs"
-    )
+    print(f"case={case} params={params}")
 
     def runner(name):
         def run():
@@ -124,6 +159,7 @@ def main():
     per_step = interleaved(
         {name: runner(name) for name in names},
         args.repeats,
+        rotate=True,
         per=args.steps,
         self_timed=True,
     )
@@ -138,28 +174,28 @@ def main():
 
     for label, stat in (("median", median), ("min", best)):
         print(
-            f"{label} times: ema/none={stat['ema'] / stat['none']:.3f} "
-            f"ema/keras_use_ema={stat['ema'] / stat['keras_use_ema']:.3f} "
-            f"keras_use_ema/none={stat['keras_use_ema'] / stat['none']:.3f}"
+            f"  {case} {label} times: "
+            f"ema/none={stat['ema'] / stat['none']:.3f} "
+            f"keras_use_ema/none={stat['keras_use_ema'] / stat['none']:.3f} "
+            f"ema/keras_use_ema={stat['ema'] / stat['keras_use_ema']:.3f}"
         )
     print(
-        f"paired: ema/none={paired('ema', 'none'):.3f} "
-        f"ema/keras_use_ema={paired('ema', 'keras_use_ema'):.3f} "
-        f"keras_use_ema/none={paired('keras_use_ema', 'none'):.3f}"
+        f"  {case} paired: ema/none={paired('ema', 'none'):.3f} "
+        f"keras_use_ema/none={paired('keras_use_ema', 'none'):.3f} "
+        f"ema/keras_use_ema={paired('ema', 'keras_use_ema'):.3f}"
     )
-    print(
-        "ema vs keras use_ema (paired median): "
-        f"ratio={paired('ema', 'keras_use_ema'):.3f}"
-    )
-    print(
-        ratio_line(
-            "ema_overhead",
-            per_step,
-            "ema",
-            "none",
-            ratio=paired("ema", "none"),
-            extra=[f"keras_use_ema={median['keras_use_ema']:.3g} s"],
-        )
+    return ratio_line(
+        "ema_overhead",
+        per_step,
+        "ema",
+        "none",
+        ratio=paired("ema", "none"),
+        extra=[
+            f"case={case} params={params}",
+            f"keras_use_ema={median['keras_use_ema']:.3g} s",
+            f"keras_use_ema min ratio="
+            f"{best['keras_use_ema'] / best['none']:.3f}",
+        ],
     )
 
 

@@ -13,21 +13,37 @@ digits with the non-saturating loss, one D and one G update per iteration:
 - `two_train_on_batch`: a D model and a combined G model, each compiled,
   two `train_on_batch` calls per iteration (the Keras 2 recipe).
 
-Repeats are interleaved. The last line is `single_loss_gan: ratio=R (...)`
-with R = median train_step time / median single time, and the same ratio
-of the fastest repeats. Results and what limits the ratio: README,
-"Performance".
+Repeats are interleaved. The whole measurement runs `--runs` times (3 by
+default), each run with new models, compiled again. Each run also times the
+pieces of an iteration on their own (G forward, D forward, a D step on
+real and fake, a G step through a frozen D: compiled `predict_on_batch` /
+`train_on_batch` calls) and computes from them the bound the single loss
+can reach over alternating steps in that run:
+`(G + D_step + G_step) / (D_step + G_step - D)`: alternating steps run G
+forward once more, and one D forward (the fake half of the G step) less
+is needed when both updates come from one backward pass.
+
+It prints, per run, the median- and min-based ratios train_step / single
+and the bound, then the median and spread (min-max) of each over the
+runs, and marks a ratio "stable" when its spread is within 10 % of its
+median. The last line is `single_loss_gan: ratio=R (...)` with R the
+median over runs of the per-run median ratio. Results and what limits the
+ratio: README, "Performance".
 
     python benchmarks/single_loss_gan.py [--quick] [--width 64]
         [--upsampling resize|transposed] [--jit-compile auto|true|false]
+        [--runs 3]
 """
 
 import argparse
+import os
+import time
 
 import keras
 import numpy as np
 from _timing import interleaved
 from _timing import medians
+from _timing import minimums
 from _timing import print_times
 from _timing import ratio_line
 from keras import ops
@@ -265,6 +281,71 @@ def two_train_on_batch_runner(args):
     return run
 
 
+# --- the pieces of an iteration, for the bound ---------------------------
+
+
+def pieces_runner(args):
+    """Times G forward, D forward, a D step and a G step, each on its own;
+    returns {piece: seconds per call} (median of `calls` calls)."""
+    generator, discriminator = (
+        generator_model(args.width, args.upsampling),
+        discriminator_model(args.width),
+    )
+    real, noise = keras.Input((8, 8, 1)), keras.Input((LATENT,))
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    d_step = keras.Model(
+        [real, noise], [discriminator(real), discriminator(generator(noise))]
+    )
+    d_step.compile(
+        optimizer=adam(), loss=[bce, bce], jit_compile=args.jit_compile
+    )
+    g_noise = keras.Input((LATENT,))
+    g_step = keras.Model(g_noise, discriminator(generator(g_noise)))
+    g_step.compile(optimizer=adam(), loss=bce, jit_compile=args.jit_compile)
+    for model in (generator, discriminator):
+        model.compile(jit_compile=args.jit_compile)
+
+    def run(x, z, batch, calls):
+        ones = np.ones((batch, 1), "float32")
+        zeros = np.zeros((batch, 1), "float32")
+        xb, zb = x[:batch], z[:batch, :LATENT]
+
+        def train_d():
+            discriminator.trainable, generator.trainable = True, False
+            d_step.train_on_batch([xb, zb], [ones, zeros])
+
+        def train_g():
+            discriminator.trainable, generator.trainable = False, True
+            g_step.train_on_batch(zb, ones)
+
+        pieces = {
+            "G": lambda: ops.convert_to_numpy(generator.predict_on_batch(zb)),
+            "D": lambda: ops.convert_to_numpy(
+                discriminator.predict_on_batch(xb)
+            ),
+            "D_step": lambda: (train_d(), wait_for(d_step)),
+            "G_step": lambda: (train_g(), wait_for(g_step)),
+        }
+        for fn in pieces.values():  # compile
+            fn()
+        times = {name: [] for name in pieces}
+        for _ in range(calls):
+            for name, fn in pieces.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        return {name: float(np.median(t)) for name, t in times.items()}
+
+    return run
+
+
+def bound_of(pieces):
+    """The most the single loss can gain over alternating steps."""
+    g, d = pieces["G"], pieces["D"]
+    alternating = g + pieces["D_step"] + pieces["G_step"]
+    return alternating / (pieces["D_step"] + pieces["G_step"] - d)
+
+
 RUNNERS = {
     "single": single_loss_runner,
     "train_step": train_step_runner,
@@ -285,6 +366,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
         "--upsampling",
         choices=["resize", "transposed"],
@@ -303,6 +385,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.batch_size, args.repeats, args.width = 2, 8, 1, 8
+        args.runs = 1
     keras.utils.set_random_seed(args.seed)
     images = (load_digits().images / 16.0).astype("float32")[..., None]
     rng = np.random.default_rng(args.seed)
@@ -310,34 +393,68 @@ def main(argv=None):
     x = images[rng.integers(len(images), size=n)] * 2 - 1
     # Two noise draws per iteration (D step, G step); `single` uses one.
     z = rng.normal(size=(n, 2 * LATENT)).astype("float32")
-    runs = {name: make(args) for name, make in RUNNERS.items()}
-    for run in runs.values():  # warm-up: build, trace and compile
-        run(x[: 2 * args.batch_size], z[: 2 * args.batch_size], args.batch_size)
-    times = interleaved(
-        {
-            name: (lambda run=run: run(x, z, args.batch_size))
-            for name, run in runs.items()
-        },
-        args.repeats,
-        per=args.steps,
-    )
     print(
         f"backend={keras.backend.backend()} batch={args.batch_size} "
         f"steps={args.steps} width={args.width} "
         f"upsampling={args.upsampling} jit_compile={args.jit_compile} "
-        f"repeats={args.repeats} (interleaved)"
+        f"repeats={args.repeats} (interleaved) runs={args.runs} "
+        f"load={os.getloadavg()[0]:.2f}"
     )
-    print_times(times, scale=1e3, unit="ms/iter")
-    median = medians(times)
+    pooled = {name: [] for name in RUNNERS}
+    per_run = {"median ratio": [], "min ratio": [], "bound": []}
+    for r in range(args.runs):
+        runs = {name: make(args) for name, make in RUNNERS.items()}
+        for run in runs.values():  # warm-up: build, trace and compile
+            run(
+                x[: 2 * args.batch_size],
+                z[: 2 * args.batch_size],
+                args.batch_size,
+            )
+        times = interleaved(
+            {
+                name: (lambda run=run: run(x, z, args.batch_size))
+                for name, run in runs.items()
+            },
+            args.repeats,
+            rotate=True,
+            per=args.steps,
+        )
+        pieces = pieces_runner(args)(x, z, args.batch_size, max(args.steps, 6))
+        median, best = medians(times), minimums(times)
+        per_run["median ratio"].append(median["train_step"] / median["single"])
+        per_run["min ratio"].append(best["train_step"] / best["single"])
+        per_run["bound"].append(bound_of(pieces))
+        print(f"run {r + 1} (load={os.getloadavg()[0]:.2f}):")
+        print_times(times, scale=1e3, unit="ms/iter")
+        print(
+            "  pieces: "
+            + ", ".join(f"{k} {1e3 * v:.3f} ms" for k, v in pieces.items())
+            + "; "
+            + ", ".join(f"{k} {v[-1]:.3f}" for k, v in per_run.items())
+        )
+        for name, samples in times.items():
+            pooled[name].extend(samples)
+    for label, values in per_run.items():
+        middle = float(np.median(values))
+        spread = max(values) - min(values)
+        stable = "stable" if spread <= 0.1 * middle else "NOT stable"
+        print(
+            f"{label} over {args.runs} runs: median {middle:.3f}, spread "
+            f"{min(values):.3f}-{max(values):.3f} ({stable})"
+        )
+    median = medians(pooled)
     print(
         ratio_line(
             "single_loss_gan",
-            times,
+            pooled,
             "train_step",
             "single",
+            ratio=float(np.median(per_run["median ratio"])),
             extra=[
                 "two_train_on_batch="
-                f"{median['two_train_on_batch']:.4g} s per iteration"
+                f"{median['two_train_on_batch']:.4g} s per iteration",
+                f"bound={float(np.median(per_run['bound'])):.3f}",
+                f"runs={args.runs}",
             ],
         )
     )

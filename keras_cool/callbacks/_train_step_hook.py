@@ -32,6 +32,13 @@ protocol:
 - `receive_state(state)`: JAX. Called after every train function call with
   the new state arrays; the member keeps them (and may write them into its
   variables lazily).
+- `hook_writes()`: JAX, optional. Variables of the trainer state (model or
+  optimizer variables) that the member sets in the step; then
+  `write(state, weights) -> values` (called with the new state) gives
+  their new values, in that order.
+
+On JAX, `hook_variables()` and `hook_writes()` may name trainable,
+non-trainable and optimizer variables.
 
 On JAX the trainer step is stateless, `(state, data) -> (logs, state)`.
 The members' states ride through the jitted step as extra entries at the
@@ -108,12 +115,21 @@ def _jax_step(model, inner, members):
     """JAX: `inner`, then each member's `advance`; the members' states are
     the last entries of the metrics-variables list (see `_jax_function`)."""
     index = {}
-    groups = (model.trainable_variables, model.non_trainable_variables)
+    optimizer = getattr(model, "optimizer", None)
+    groups = (
+        model.trainable_variables,
+        model.non_trainable_variables,
+        optimizer.variables if optimizer is not None else [],
+    )
     for g, group in enumerate(groups):
         for i, v in enumerate(group):
             index[id(v)] = (g, i)
     positions = [
         [index[id(v)] for v in member.hook_variables()] for member in members
+    ]
+    targets = [
+        [index[id(v)] for v in getattr(member, "hook_writes", list)()]
+        for member in members
     ]
     counts = [len(member.hook_state()) for member in members]
 
@@ -124,13 +140,19 @@ def _jax_step(model, inner, members):
             (trainable, non_trainable, optimizer, metrics), data
         )
         trainable, non_trainable, optimizer, metrics = state
-        lists = (trainable, non_trainable)
+        lists = (list(trainable), list(non_trainable), list(optimizer))
         new, start = [], 0
-        for member, count, where in zip(members, counts, positions):
+        for member, count, where, writes in zip(
+            members, counts, positions, targets
+        ):
             weights = [lists[g][i] for g, i in where]
-            part = extra[start : start + count]
-            new.extend(member.advance(part, weights))
+            part = member.advance(extra[start : start + count], weights)
+            new.extend(part)
             start += count
+            if writes:
+                for (g, i), value in zip(writes, member.write(part, weights)):
+                    lists[g][i] = value
+        trainable, non_trainable, optimizer = lists
         metrics = list(metrics) + new
         return logs, (trainable, non_trainable, optimizer, metrics)
 

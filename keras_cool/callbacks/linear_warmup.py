@@ -2,11 +2,13 @@
 
 import keras
 import numpy as np
+from keras import ops
 
 from keras_cool.callbacks._checks import check_count
 from keras_cool.callbacks._optimizer import StepClock
 from keras_cool.callbacks._optimizer import inner_optimizer
 from keras_cool.callbacks._optimizer import optimizer_iterations
+from keras_cool.callbacks._step_schedule import StepSchedule
 from keras_cool.optimizers.schedules.warmup_schedule import WarmupSchedule
 
 __all__ = ["LinearWarmup"]
@@ -23,9 +25,12 @@ class LinearWarmup(keras.callbacks.Callback):
     on, the optimizer uses exactly its original learning rate.
 
     - Float learning rate: the optimizer's learning-rate variable is
-      assigned before each warmup step (through `self.model`, so the write
-      also reaches the compiled state on JAX), and set back to the exact
-      original value when the warmup ends or training stops.
+      assigned for each warmup step inside the compiled train step (right
+      after the optimizer step, for the next one: no per-batch Python work,
+      so `fit` keeps its asynchronous dispatch), and set back to the exact
+      original value when the warmup ends or training stops. Where the
+      train-step hook cannot run (a `keras.distribution` on JAX), it is
+      assigned before each step in Python instead, through `self.model`.
     - `LearningRateSchedule`: Keras forbids assigning it, so at the start of
       `fit` the schedule is wrapped in a registered `WarmupSchedule` that
       multiplies it by the warmup factor (a function of the optimizer step,
@@ -92,6 +97,7 @@ class LinearWarmup(keras.callbacks.Callback):
         self._total = None
         self._done = False
         self._clock = StepClock()
+        self._member = None
 
     def _total_steps(self):
         if self.warmup_steps is not None:
@@ -126,6 +132,7 @@ class LinearWarmup(keras.callbacks.Callback):
         if isinstance(learning_rate, keras.Variable):
             self._base = np.array(learning_rate.numpy())
             self._restore = "float"
+            self._start_in_graph(model, learning_rate)
             return
         config = optimizer.get_config()["learning_rate"]
         try:
@@ -153,12 +160,37 @@ class LinearWarmup(keras.callbacks.Callback):
         model.make_train_function(force=True)
         self._restore = "schedule"
 
+    def _start_in_graph(self, model, variable):
+        """The float warmup inside the train step, where it can run."""
+        if not StepSchedule.supported(model, variable):
+            return
+        base, start, total = float(self._base), self._start, self._total
+        key = (variable, model.optimizer.iterations, base, start, total)
+        if self._member is None or self._member_key != key:
+            self._member_key = key
+
+            def warmup(step, current):
+                done = ops.cast(step, "float32") - float(start - 1)
+                value = base * (done / float(total))
+                # From the last warmup step on: the base, then untouched.
+                tail = ops.where(done == total, base, current)
+                return ops.where(done < total, value, tail)
+
+            if self._member is not None:
+                self._member.detach()
+            self._member = StepSchedule(model, variable, warmup)
+        self._member.start()
+
+    def _in_graph(self):
+        return self._member is not None and self._member.active
+
     def on_epoch_begin(self, epoch, logs=None):
         if self._restore == "float" and not self._done:
-            self._clock.on_epoch_begin(self.model)
+            if not self._in_graph():
+                self._clock.on_epoch_begin(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._restore != "float" or self._done:
+        if self._restore != "float" or self._done or self._in_graph():
             return
         step = self._clock.step(batch) - self._start
         optimizer = inner_optimizer(self.model)  # syncs the JAX state first
@@ -171,7 +203,12 @@ class LinearWarmup(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self._restore == "float":
-            inner_optimizer(self.model).learning_rate = self._base
+            model = self.model
+            inner_optimizer(model).learning_rate = self._base
+            if self._in_graph():
+                self._member.stop()
+                if optimizer_iterations(model) - self._start >= self._total:
+                    self._finish()
         elif self._restore == "schedule":
             model = self.model
             step = optimizer_iterations(model) - self._start

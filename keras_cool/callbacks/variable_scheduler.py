@@ -4,6 +4,8 @@ import keras
 import numpy as np
 
 from keras_cool.callbacks._optimizer import StepClock
+from keras_cool.callbacks._step_schedule import StepSchedule
+from keras_cool.callbacks._step_schedule import graph_function
 
 __all__ = ["VariableScheduler"]
 
@@ -57,12 +59,18 @@ class VariableScheduler(keras.callbacks.Callback):
     as a constant. The callback checks this at the start of training and
     raises a clear error on every backend otherwise.
 
-    The write goes through `self.model` first, so that on JAX the training
-    state is synced and the new value reaches the next compiled step. With
-    `per="step"` this sync costs a little on JAX each time the value
-    changes; steps where `schedule` returns the same value as before are
-    skipped. The callback only uses `on_train_batch_begin`, so it keeps
-    Keras's asynchronous batch-end dispatch.
+    With `per="step"`, a schedule that is a `LearningRateSchedule` or a
+    function of the step written in `keras.ops` (it returns a tensor when
+    called with a symbolic step, e.g. `lambda step: ops.minimum(1.0,
+    step / 1000)`; it gets the step as a float32 tensor) is evaluated
+    inside the compiled train step, right after the optimizer step: nothing
+    runs per batch in Python and `fit` keeps its asynchronous dispatch.
+    Any other schedule (plain Python: `min`, `math`, NumPy) is called
+    before each step in Python, and the write goes through `self.model`
+    first, so that on JAX the training state is synced and the new value
+    reaches the next compiled step; this sync costs a little on JAX each
+    time the value changes (steps where `schedule` returns the same value
+    as before are skipped).
 
     On JAX, a variable made from a Python number without a `dtype`
     (`keras.Variable(0.0)`) is weakly typed, and its first assignment after
@@ -87,6 +95,11 @@ class VariableScheduler(keras.callbacks.Callback):
         name: key for `logs`; default the variable's name. `False`: do not
             log.
         verbose: 1 prints the value at the end of each epoch.
+        in_graph: `None` (default): evaluate a per-step schedule inside the
+            train step where it can be (see above). `False`: always call
+            it in Python (e.g. a `keras.ops` schedule that reads Python
+            state that changes during training). `True`: require it, and
+            raise a `ValueError` where it cannot be.
 
     Example:
 
@@ -115,7 +128,15 @@ class VariableScheduler(keras.callbacks.Callback):
         (KL annealing).
     """
 
-    def __init__(self, variable, schedule, per="step", name=None, verbose=0):
+    def __init__(
+        self,
+        variable,
+        schedule,
+        per="step",
+        name=None,
+        verbose=0,
+        in_graph=None,
+    ):
         super().__init__()
         if not isinstance(variable, keras.Variable):
             raise TypeError(
@@ -133,6 +154,12 @@ class VariableScheduler(keras.callbacks.Callback):
             )
         if per not in ("step", "epoch"):
             raise ValueError(f'per must be "step" or "epoch", got {per!r}.')
+        if in_graph not in (None, True, False):
+            raise ValueError(
+                f"in_graph must be None, True or False, got {in_graph!r}."
+            )
+        self.in_graph = in_graph
+        self._member = None
         self.variable = variable
         self.schedule = schedule
         self.per = per
@@ -174,18 +201,60 @@ class VariableScheduler(keras.callbacks.Callback):
             )
         self._last = None
         self._clock.on_train_begin(model)
+        self._start_in_graph(model)
+
+    def _start_in_graph(self, model):
+        """Per step: run the schedule inside the train step if it can."""
+        if self.per != "step" or self.in_graph is False:
+            return
+        function = None
+        if StepSchedule.supported(model, self.variable):
+            function = graph_function(self.schedule)
+        if function is None:
+            if self.in_graph:
+                raise ValueError(
+                    "VariableScheduler(in_graph=True): the schedule cannot "
+                    "run inside the train step. It must be a "
+                    "LearningRateSchedule or a function of the step written "
+                    "in keras.ops, the model must be compiled, and on JAX "
+                    "the variable must be a model or optimizer variable "
+                    "(no keras.distribution). Pass in_graph=None to fall "
+                    "back to the Python path."
+                )
+            return
+        member = self._member
+        if member is None or not member.current(model, self.variable):
+            if self._member is not None:
+                self._member.detach()
+            self._member = StepSchedule(
+                model, self.variable, lambda step, current: function(step)
+            )
+        self._member.start()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.per == "epoch":
             self._assign(epoch)
-        else:
+        elif not self._in_graph():
             self._clock.on_epoch_begin(self.model)
 
+    def _in_graph(self):
+        member = self._member
+        return member is not None and member.active
+
     def on_train_batch_begin(self, batch, logs=None):
-        if self.per == "step":
+        if self.per == "step" and not self._in_graph():
             self._assign(self._clock.step(batch))
 
+    def on_train_end(self, logs=None):
+        if self._in_graph():
+            self._member.stop()
+
     def on_epoch_end(self, epoch, logs=None):
+        if self._in_graph():
+            _ = self.model  # on JAX: sync the training state first
+            # The value the epoch's last step used.
+            step = int(self._member.iterations.numpy()) - 1
+            self._last = self._value(step) if step >= 0 else None
         if self._last is None:
             return
         if self.verbose:

@@ -15,6 +15,7 @@ import traceback
 from typing import NamedTuple
 from typing import Optional
 
+from keras_cool.data import _memory
 from keras_cool.data import _resources
 
 
@@ -109,6 +110,7 @@ def worker_loop(wid, make_source, payload, tasks, results):
     # process handles it and stops the pool; a worker dying of it would
     # surface inside the backend's data pipeline instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _memory.keep_freed_memory()  # before the first batch: see _memory
     outbox = queue.Queue()
     feeder = threading.Thread(target=_feed, args=(wid, outbox, results))
     feeder.daemon = True

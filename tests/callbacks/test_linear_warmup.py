@@ -180,3 +180,42 @@ def test_mixed_precision_loss_scale_optimizer():
     )
     expected = [0.1 * 0.5**k * min(1, (k + 1) / 3) for k in range(8)]
     np.testing.assert_allclose(used_schedule, expected, rtol=1e-2, atol=1e-4)
+
+
+def test_float_warmup_in_graph_gives_the_python_values_per_step(
+    monkeypatch,
+):
+    from keras_cool.callbacks import _step_schedule
+
+    model = make_model(0.1)
+    warmup = LinearWarmup(warmup_steps=6)
+    in_graph = np.concatenate(
+        [fit(model, [warmup], steps=2, epochs=2), fit(model, [warmup])]
+    )
+    assert warmup._member is not None  # it ran inside the train step
+
+    monkeypatch.setattr(
+        _step_schedule.StepSchedule, "supported", lambda *args: False
+    )
+    model = make_model(0.1)
+    warmup = LinearWarmup(warmup_steps=6)
+    python = np.concatenate(
+        [fit(model, [warmup], steps=2, epochs=2), fit(model, [warmup])]
+    )
+    assert warmup._member is None
+    np.testing.assert_allclose(in_graph, python, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        python[:6], [0.1 * (k + 1) / 6 for k in range(6)], rtol=1e-4
+    )
+
+
+def test_float_warmup_leaves_later_learning_rate_changes_alone():
+    class Halve(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            lr = self.model.optimizer.learning_rate
+            lr.assign(lr * 0.5)
+
+    model = make_model(0.1)
+    used = fit(model, [LinearWarmup(warmup_steps=2), Halve()], steps=3)
+    expected = [0.05, 0.1, 0.1, 0.05, 0.05, 0.05]
+    np.testing.assert_allclose(used, expected, rtol=1e-4, atol=1e-6)

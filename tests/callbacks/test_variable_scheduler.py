@@ -131,3 +131,68 @@ def test_per_step_under_data_parallel():
     finally:
         keras.distribution.set_distribution(None)
     np.testing.assert_allclose(losses, [1, 2, 3, 4, 5, 6], atol=1e-4)
+
+
+def ops_schedule(step):
+    # Written in keras.ops: runs inside the train step.
+    return ops.minimum(step * 0.25, 1.0) + 1.0 + ops.floor(step / 4)
+
+
+def forbid_python_writes(scheduler, monkeypatch):
+    def fail(index):
+        raise AssertionError(f"Python write at step {index}")
+
+    monkeypatch.setattr(scheduler, "_assign", fail)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        ops_schedule,
+        keras.optimizers.schedules.PiecewiseConstantDecay(
+            [2, 4], [1.0, 3.0, 5.0]
+        ),
+        keras.optimizers.schedules.ExponentialDecay(2.0, 3, 0.5),
+    ],
+    ids=["keras_ops", "piecewise", "exponential"],
+)
+def test_in_graph_path_gives_the_python_values_per_step(schedule, monkeypatch):
+    model, layer = make_model()
+    python = VariableScheduler(layer.scale, schedule, in_graph=False)
+    expected, expected_history = fit(model, [python])
+    expected_next, _ = fit(model, [python], epochs=1)
+
+    model, layer = make_model()
+    scheduler = VariableScheduler(layer.scale, schedule)
+    forbid_python_writes(scheduler, monkeypatch)
+    losses, history = fit(model, [scheduler])
+    np.testing.assert_allclose(losses, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        history["scale"], expected_history["scale"], rtol=1e-6
+    )
+    # A second fit continues from the optimizer's step count.
+    losses, _ = fit(model, [scheduler], epochs=1)
+    np.testing.assert_allclose(losses, expected_next, rtol=1e-5, atol=1e-5)
+    assert len(np.unique(expected)) >= 3  # the values do change
+
+
+def test_in_graph_path_keeps_async_dispatch():
+    model, layer = make_model()
+    scheduler = VariableScheduler(layer.scale, ops_schedule)
+    callbacks = keras.callbacks.CallbackList([scheduler], model=model)
+    # As without callbacks (Keras never dispatches async on TensorFlow).
+    plain = keras.callbacks.CallbackList([], model=model)
+    assert callbacks._async_train == plain._async_train
+    fit(model, [scheduler])
+    assert scheduler._member is not None  # it ran inside the train step
+
+
+def test_in_graph_true_rejects_a_python_schedule():
+    model, layer = make_model()
+    scheduler = VariableScheduler(
+        layer.scale, lambda step: min(step, 2) * 0.5, in_graph=True
+    )
+    with pytest.raises(ValueError, match="in_graph=True"):
+        fit(model, [scheduler])
+    with pytest.raises(ValueError, match="in_graph must be"):
+        VariableScheduler(layer.scale, ops_schedule, in_graph="yes")
