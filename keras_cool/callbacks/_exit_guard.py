@@ -22,13 +22,14 @@ Two mechanisms:
   function (`sys.setprofile`, this thread only), which fires when that
   frame returns or raises and is removed right after. It costs a little
   per Python call while active, and is only active between the
-  registration and the end of that one call.
+  registration and the end of that one call, or until `cancel` says the
+  change was undone already (the EMA's epoch swap, at the next epoch).
 """
 
 import sys
 import warnings
 
-__all__ = ["install", "on_exit"]
+__all__ = ["cancel", "install", "on_exit"]
 
 ATTR = "_keras_cool_exit_guard"
 METHODS = ("fit", "evaluate", "predict")
@@ -94,6 +95,16 @@ def on_exit(model, cleanup):
         _Watcher.add(frame, cleanup)
 
 
+def cancel(model, cleanup):
+    """Forgets `cleanup` (registered with `on_exit`): the change it would
+    undo was undone already. Stops the profile function once it watches
+    nothing, so it costs nothing for the rest of the call."""
+    guard = getattr(model, ATTR, None)
+    if guard is not None:
+        guard.cleanups = [(d, c) for d, c in guard.cleanups if c != cleanup]
+    _Watcher.discard(cleanup)
+
+
 def _running_call(model):
     frame = sys._getframe(2)
     while frame is not None:
@@ -118,6 +129,13 @@ class _Watcher:
             cls.previous = sys.getprofile()
             cls.active = True
             sys.setprofile(cls.profile)
+
+    @classmethod
+    def discard(cls, cleanup):
+        cls.entries = [(f, c) for f, c in cls.entries if c != cleanup]
+        if cls.active and not cls.entries:
+            sys.setprofile(cls.previous)
+            cls.previous, cls.active = None, False
 
     @classmethod
     def profile(cls, frame, event, arg):

@@ -402,6 +402,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self._auto_swapped:
             self.reset_old_weights()
+            _exit_guard.cancel(self._model, self._undo_epoch_swap)
 
     def on_epoch_end(self, epoch, logs=None):
         self._sync_model()

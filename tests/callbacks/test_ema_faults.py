@@ -241,3 +241,31 @@ def test_wrapped_methods_keep_their_behaviour():
     logs = model.evaluate(X, Y, verbose=0, return_dict=True)
     assert set(logs) == {"loss"}
     assert not ema.applied
+
+
+def test_first_fit_watcher_stops_once_the_epoch_swap_is_undone():
+    # The first fit is watched by a profile function only while the EMA
+    # weights are swapped in (from one epoch's end to the next's start).
+    import sys
+
+    model = make_model()
+    ema = ExponentialMovingAverage(decay=0.5, swap_on_epoch=True)
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(("begin", epoch, sys.getprofile() is not None))
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(("end", epoch, sys.getprofile() is not None))
+
+    model.fit(X, Y, batch_size=8, epochs=3, verbose=0, callbacks=[ema, Probe()])
+    assert seen == [
+        ("begin", 0, False),
+        ("end", 0, True),
+        ("begin", 1, False),
+        ("end", 1, True),
+        ("begin", 2, False),
+        ("end", 2, True),
+    ]
+    assert sys.getprofile() is None
