@@ -30,6 +30,7 @@ import keras
 import numpy as np
 from _mixtures import PLOT_LIMIT
 from _mixtures import mixture_centres
+from _mixtures import mlp
 from _mixtures import mode_metrics
 from _mixtures import sample_mixture
 
@@ -110,24 +111,11 @@ def parse_args(argv=None):
 
 # ## The model
 #
-# Generator and discriminator are small LeakyReLU MLPs. The one
+# Generator and discriminator are small LeakyReLU MLPs (`mlp` in
+# `_mixtures.py`, shared with `vgan.py` and `ali.py`). The one
 # `keras.Model` maps `[real, noise]` to the discriminator's outputs;
 # `AdversarialObjective` adds the joined loss with `add_loss`, so `compile`
 # needs no `loss=`.
-
-
-def mlp(inputs, width, depth, outputs, name, spectral_norm=False):
-    def dense(units):
-        layer = keras.layers.Dense(units)
-        if spectral_norm:
-            return keras.layers.SpectralNormalization(layer)
-        return layer
-
-    h = inputs
-    for _ in range(depth):
-        h = dense(width)(h)
-        h = keras.layers.LeakyReLU(0.2)(h)
-    return keras.Model(inputs, dense(outputs)(h), name=name)
 
 
 def build(args):
