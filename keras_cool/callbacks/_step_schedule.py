@@ -95,6 +95,14 @@ class StepSchedule:
         step = ops.convert_to_tensor(self.iterations.numpy())
         self.variable.assign(self.value(step, self.variable.value))
 
+    def assign_last(self):
+        """Assigns the value the last step used (after `fit`; in the step,
+        the value for the next step is written)."""
+        step = int(self.iterations.numpy()) - 1
+        if step >= 0:
+            step = ops.convert_to_tensor(step)
+            self.variable.assign(self.value(step, self.variable.value))
+
     def start(self):
         self.assign_now()
         _train_step_hook.attach(self.model, self)

@@ -248,6 +248,10 @@ class VariableScheduler(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._in_graph():
             self._member.stop()
+            # The in-graph member wrote the value for the next step; leave
+            # the value the last step used, as the Python path does.
+            _ = self.model  # on JAX: sync the training state first
+            self._member.assign_last()
 
     def on_epoch_end(self, epoch, logs=None):
         if self._in_graph():
