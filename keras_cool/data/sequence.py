@@ -142,6 +142,8 @@ class Sequence(keras.utils.PyDataset):
         self.start_method = start_method
         self.persistent_workers = bool(persistent_workers)
         self.shard = shard
+        if self._kc_mode() == "processes":
+            _start_method(type(self), start_method)  # a clear error now
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
