@@ -11,6 +11,8 @@ at every step, as lists (JSON).
 
 import contextlib
 import json
+import os
+import tempfile
 
 import keras
 import numpy as np
@@ -189,3 +191,37 @@ def compare_loss_layers(one, other):
         ]
         for name, r in other.items()
     }
+
+
+def compare_runs(one, other, model, ema, loss_layers):
+    """`one` (one device) against `other` (`fit_case` under a distribution,
+    whose `model` and `ema` are given), and the EMA's swap, save and state
+    round trips on the distributed model."""
+    out = {
+        "weights": max_difference(one["weights"], other["weights"]),
+        "ema": max_difference(one["ema"], other["ema"]),
+        "scheduled": one["scheduled"] == other["scheduled"],
+        "steps": [one["step"], other["step"]],
+        "loss_layers": loss_layers,
+    }
+
+    def tracked():
+        return [np.array(v.numpy()) for v in ema.tracked_variables()]
+
+    raw = tracked()
+    with ema.swapped_weights():
+        out["swapped"] = max_difference(tracked(), ema.ema_weights())
+    out["restored"] = max_difference(tracked(), raw)
+    folder = tempfile.mkdtemp()
+    ema.save_ema_model(os.path.join(folder, "ema.keras"))
+    saved = keras.saving.load_model(os.path.join(folder, "ema.keras"))
+    with ema.swapped_weights():
+        out["saved_model"] = max_difference(
+            saved.get_weights(), model.get_weights()
+        )
+    ema.save_state(os.path.join(folder, "state.npz"))
+    again = type(ema)(decay=0.9)
+    again.set_model(model)
+    again.load_state(os.path.join(folder, "state.npz"))
+    out["state"] = max_difference(again.ema_weights(), ema.ema_weights())
+    return out

@@ -15,9 +15,22 @@ from tests.fresh_process import run_fresh
 TOLERANCE = 1e-5
 
 
-def assert_loss_layers_match(differences):
+def assert_matches_one_device(out):
+    """`distributed_case.compare_runs`'s result: the distributed run equals
+    one device, and the EMA's swap, save and state round trips are exact."""
+    assert out["weights"] < TOLERANCE
+    # Before the fix, the EMA under MirroredStrategy averaged with decay**2
+    # (0.81): off by ~0.4, and counted 16 steps for 8.
+    assert out["ema"] < TOLERANCE
+    assert out["steps"] == [8, 8]
+    assert out["scheduled"]
+    assert out["swapped"] < TOLERANCE
+    assert out["restored"] == 0.0
+    assert out["saved_model"] < TOLERANCE
+    assert out["state"] == 0.0
     # CenterLossDense and GaussianMixturePrior (add_loss) report the loss of
     # the global batch; the single-loss GAN trains to the same weights.
+    differences = out["loss_layers"]
     assert set(differences) == {"center_loss", "mixture_prior", "adversarial"}
     for name, (loss, weights) in differences.items():
         assert loss < TOLERANCE, name
@@ -25,13 +38,10 @@ def assert_loss_layers_match(differences):
 
 
 TF_MIRRORED = """
-import os, tempfile
-import numpy as np
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import keras
 from tests import distributed_case as case
 
 one, _, _ = case.fit_case()
@@ -39,32 +49,8 @@ strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
 two, model, ema = case.fit_case(strategy.scope())
 losses = case.compare_loss_layers(
     case.fit_loss_layers(), case.fit_loss_layers(strategy))
-out = {
-    "replicas": strategy.num_replicas_in_sync,
-    "weights": case.max_difference(one["weights"], two["weights"]),
-    "ema": case.max_difference(one["ema"], two["ema"]),
-    "scheduled": one["scheduled"] == two["scheduled"],
-    "steps": [one["step"], two["step"]],
-    "loss_layers": losses,
-}
-def tracked():
-    return [np.array(v.numpy()) for v in ema.tracked_variables()]
-raw = tracked()
-with ema.swapped_weights():
-    out["swapped"] = case.max_difference(tracked(), ema.ema_weights())
-out["restored"] = case.max_difference(tracked(), raw)
-tmp = tempfile.mkdtemp()
-ema.save_ema_model(os.path.join(tmp, "ema.keras"))
-saved = keras.saving.load_model(os.path.join(tmp, "ema.keras"))
-ema.apply_ema_weights()
-out["saved_model"] = case.max_difference(
-    saved.get_weights(), model.get_weights())
-ema.reset_old_weights()
-ema.save_state(os.path.join(tmp, "state.npz"))
-again = type(ema)(decay=0.9)
-again.set_model(model)
-again.load_state(os.path.join(tmp, "state.npz"))
-out["state"] = case.max_difference(again.ema_weights(), ema.ema_weights())
+out = case.compare_runs(one, two, model, ema, losses)
+out["replicas"] = strategy.num_replicas_in_sync
 case.report(out)
 """
 
@@ -73,22 +59,10 @@ case.report(out)
 def test_mirrored_strategy_ema_matches_one_device():
     out = run_fresh(TF_MIRRORED)
     assert out["replicas"] == 2
-    assert out["weights"] < TOLERANCE
-    # Before the fix, the EMA averaged with decay**2 (0.81): off by ~0.4,
-    # and counted 16 steps for 8.
-    assert out["ema"] < TOLERANCE
-    assert out["steps"] == [8, 8]
-    assert out["scheduled"]
-    assert out["swapped"] < TOLERANCE
-    assert out["restored"] == 0.0
-    assert out["saved_model"] < TOLERANCE
-    assert out["state"] == 0.0
-    assert_loss_layers_match(out["loss_layers"])
+    assert_matches_one_device(out)
 
 
 JAX_DATA_PARALLEL = """
-import os, tempfile
-import numpy as np
 import jax
 import keras
 from tests import distributed_case as case
@@ -98,31 +72,8 @@ one_losses = case.fit_loss_layers()
 keras.distribution.set_distribution(keras.distribution.DataParallel())
 two, model, ema = case.fit_case()
 losses = case.compare_loss_layers(one_losses, case.fit_loss_layers())
-out = {
-    "devices": len(jax.devices()),
-    "weights": case.max_difference(one["weights"], two["weights"]),
-    "ema": case.max_difference(one["ema"], two["ema"]),
-    "scheduled": one["scheduled"] == two["scheduled"],
-    "steps": [one["step"], two["step"]],
-    "loss_layers": losses,
-}
-def tracked():
-    return [np.array(v.numpy()) for v in ema.tracked_variables()]
-raw = tracked()
-with ema.swapped_weights():
-    out["swapped"] = case.max_difference(tracked(), ema.ema_weights())
-out["restored"] = case.max_difference(tracked(), raw)
-tmp = tempfile.mkdtemp()
-ema.save_ema_model(os.path.join(tmp, "ema.keras"))
-saved = keras.saving.load_model(os.path.join(tmp, "ema.keras"))
-with ema.swapped_weights():
-    out["saved_model"] = case.max_difference(
-        saved.get_weights(), model.get_weights())
-ema.save_state(os.path.join(tmp, "state.npz"))
-again = type(ema)(decay=0.9)
-again.set_model(model)
-again.load_state(os.path.join(tmp, "state.npz"))
-out["state"] = case.max_difference(again.ema_weights(), ema.ema_weights())
+out = case.compare_runs(one, two, model, ema, losses)
+out["devices"] = len(jax.devices())
 
 # ModelParallel: the first kernel is split over 2 devices; so is its shadow.
 mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"])
@@ -146,15 +97,7 @@ case.report(out)
 def test_jax_data_and_model_parallel_ema_match_one_device():
     out = run_fresh(JAX_DATA_PARALLEL, env={"JAX_NUM_CPU_DEVICES": "2"})
     assert out["devices"] == 2
-    assert out["weights"] < TOLERANCE
-    assert out["ema"] < TOLERANCE
-    assert out["steps"] == [8, 8]
-    assert out["scheduled"]
-    assert out["swapped"] < TOLERANCE
-    assert out["restored"] == 0.0
-    assert out["saved_model"] < TOLERANCE
-    assert out["state"] == 0.0
-    assert_loss_layers_match(out["loss_layers"])
+    assert_matches_one_device(out)
     assert out["mp_weights"] < TOLERANCE
     assert out["mp_ema"] < TOLERANCE
     assert out["mp_kernel_shard"] == [4, 2]
