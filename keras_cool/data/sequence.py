@@ -12,6 +12,7 @@ import weakref
 import keras
 import numpy as np
 
+from keras_cool._backend import collect_before_exit
 from keras_cool._backend import process_shard
 from keras_cool.data import _batch
 from keras_cool.data import _order
@@ -144,6 +145,7 @@ class Sequence(keras.utils.PyDataset):
         self.shard = shard
         if self._kc_mode() == "processes":
             _start_method(type(self), start_method)  # a clear error now
+        collect_before_exit()  # TensorFlow's tf.data exit hang
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

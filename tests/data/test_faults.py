@@ -40,20 +40,13 @@ def train():
         data.close()
 
 def main():
-    failed = False
     try:
         train()
     except Exception as error:
-        failed = True
         print("ERROR", type(error).__name__, error, flush=True)
     else:
         print("FITTED", flush=True)
     print("CHILDREN", len(multiprocessing.active_children()), flush=True)
-    if failed:
-        # Known TensorFlow limit (README, "Errors and faults"): after an
-        # error inside tf.data's generator thread the interpreter can hang
-        # in its final garbage collection; this test is about the error.
-        os._exit(0)
 
 {call}
 """
@@ -167,11 +160,6 @@ def main():
 
 if __name__ == "__main__":
     main()
-    # Skip interpreter finalization: TensorFlow's garbage collection of
-    # the tf.data iterator at exit hangs now and then (about 1 run in 10,
-    # main thread in "Garbage-collecting", no Python frame), which is not
-    # what this test measures. Processes left over are still checked.
-    os._exit(0)
 """
 
 
