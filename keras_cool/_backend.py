@@ -53,7 +53,7 @@ thread's pending generator call can never finish and the iterator's
 destructor waits for it forever (1 exit in 9 hung in a measured loop; gdb:
 main thread in `~PrefetchDatasetOp::Iterator`, prefetch thread in
 `GeneratorDataset::GetNextInternal`). An `atexit` `gc.collect()` frees the
-cycle while threads can still run (0 hangs in 33 runs of the same loop).
+cycle while threads can still run (0 hangs in 57 runs of the same loop).
 
 Which process of a multi-process job this is (`process_shard`), for
 `Sequence(shard="auto")`: Keras 3.15 has no public process index. It is
