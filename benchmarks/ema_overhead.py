@@ -88,42 +88,49 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timed-epochs", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20, help="per epoch")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="per epoch (default: 200, 100 and 20 for the three cases, "
+        "so that one epoch takes about 0.1-0.2 s on a quiet core)",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--depth", type=int, default=3, help="hidden layers")
     parser.add_argument("--inputs", type=int, default=784)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    cases = {  # name: (layers, input shape)
-        "mlp": (lambda: layers_of("mlp", 128, 2, 64), (64,)),
-        "convnet": (lambda: layers_of("convnet", 0, 0, 0), (16, 16, 3)),
+    cases = {  # name: (layers, input shape, steps per epoch)
+        "mlp": (lambda: layers_of("mlp", 128, 2, 64), (64,), 200),
+        "convnet": (lambda: layers_of("convnet", 0, 0, 0), (16, 16, 3), 100),
         "mlp_large": (
             lambda: layers_of("mlp", args.width, args.depth, args.inputs),
             (args.inputs,),
+            20,
         ),
     }
     if args.quick:
-        cases["mlp_large"] = (lambda: layers_of("mlp", 32, 2, 16), (16,))
+        cases["mlp_large"] = (lambda: layers_of("mlp", 32, 2, 16), (16,), 4)
         args.repeats, args.timed_epochs = 1, 1
         args.steps, args.batch_size = 4, 16
     print(
         f"backend={keras.backend.backend()} batch={args.batch_size} "
-        f"steps/epoch={args.steps} "
+        f"steps/epoch={args.steps or '200/100/20'} "
         f"repeats={args.repeats}x{args.timed_epochs} epochs "
         f"load={os.getloadavg()[0]:.2f}"
     )
     last = None
-    for case, (layers, shape) in cases.items():
-        last = run_case(case, layers, shape, args)
+    for case, (layers, shape, steps) in cases.items():
+        last = run_case(case, layers, shape, args.steps or steps, args)
     print(f"load={os.getloadavg()[0]:.2f} at the end")
     print(last)
 
 
-def run_case(case, layers, shape, args):
+def run_case(case, layers, shape, steps, args):
     """Times the three variants on one model; returns its ratio line."""
     rng = np.random.default_rng(args.seed)
-    n = args.steps * args.batch_size
+    n = steps * args.batch_size
     x = rng.standard_normal((n, *shape)).astype("float32")
     y = rng.integers(0, 10, size=(n,))
 
@@ -134,7 +141,7 @@ def run_case(case, layers, shape, args):
 
     names = ["none", "ema", "keras_use_ema"]
     params = variant("none")[0].count_params()
-    print(f"case={case} params={params}")
+    print(f"case={case} params={params} steps/epoch={steps}")
 
     def runner(name):
         def run():
@@ -160,7 +167,7 @@ def run_case(case, layers, shape, args):
         {name: runner(name) for name in names},
         args.repeats,
         rotate=True,
-        per=args.steps,
+        per=steps,
         self_timed=True,
     )
     print_times(per_step, scale=1e3, unit="ms/step")
