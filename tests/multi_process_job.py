@@ -83,12 +83,50 @@ def result(model, ema, out):
         )
 
 
+def refuse_split_saves(out):
+    """The first kernel split over the 2 processes: the callbacks that
+    write weights must refuse at `on_train_begin`, before any step."""
+    mesh = keras.distribution.DeviceMesh(
+        (1, 2), ["batch", "model"], keras.distribution.list_devices()
+    )
+    layouts = keras.distribution.LayoutMap(mesh)
+    layouts[".*dense/kernel"] = (None, "model")
+    keras.distribution.set_distribution(
+        keras.distribution.ModelParallel(
+            layout_map=layouts, batch_dim_name="batch"
+        )
+    )
+    model = build()
+    x = np.zeros((GLOBAL_BATCH, 4), "float32")
+    callbacks = {
+        "ema": keras_cool.callbacks.ExponentialMovingAverage(
+            state_path=os.path.join(os.path.dirname(out), "ema.npz")
+        ),
+        "evaluator": keras_cool.callbacks.Evaluator(
+            lambda model: 0.0,
+            name="score",
+            filepath=os.path.join(os.path.dirname(out), "best.weights.h5"),
+        ),
+    }
+    refused = {}
+    for name, callback in callbacks.items():
+        try:
+            model.fit(x, x[:, :1], epochs=1, verbose=0, callbacks=[callback])
+        except ValueError as error:
+            refused[name] = str(error)
+    steps = int(model.optimizer.iterations.numpy())
+    with open(out, "w") as f:
+        json.dump({"refused": refused, "steps": steps}, f)
+
+
 def run_process(process_id, processes, port, out):
     keras.distribution.initialize(
         job_addresses=f"127.0.0.1:{port}",
         num_processes=processes,
         process_id=process_id,
     )
+    if os.environ.get("KC_SPLIT_SAVE"):
+        return refuse_split_saves(out)
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(auto_shard_dataset=False)
     )

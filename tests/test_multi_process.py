@@ -101,3 +101,29 @@ def test_a_dying_process_fails_the_others_in_bounded_time(tmp_path):
     assert "JOB FAILED" in logs[0]
     assert "by peer" in logs[0]  # gloo: connection closed / reset by peer
     assert time.monotonic() - began < 150
+
+
+def test_saving_weights_split_across_processes_is_refused_at_fit_start(
+    tmp_path,
+):
+    # Multi-host ModelParallel: the kernels are split over the processes,
+    # so no process can write them; JAX would fail at the first save.
+    port = free_port()
+    outs = [tmp_path / f"{i}" / "out.json" for i in range(2)]
+    for out in outs:
+        out.parent.mkdir()
+    env = {"KC_SPLIT_SAVE": "1"}
+    jobs = [start([i, 2, port, outs[i]], env) for i in range(2)]
+    codes, logs = finish(jobs)
+    assert codes == [0, 0], "\n".join(log[-3000:] for log in logs)
+    for out in outs:
+        result = load(out)
+        assert result["steps"] == 0  # refused before the first step
+        assert set(result["refused"]) == {"ema", "evaluator"}
+        assert "state_path=" in result["refused"]["ema"]
+        assert "filepath=" in result["refused"]["evaluator"]
+        for message in result["refused"].values():
+            assert "split across the processes" in message
+            assert "dense/kernel" in message
+        assert not list(out.parent.glob("*.npz"))
+        assert not list(out.parent.glob("*.h5"))

@@ -3,9 +3,12 @@
 import inspect
 import os
 
+from keras_cool._backend import split_across_processes
+
 __all__ = [
     "check_count",
     "check_one_argument",
+    "check_savable",
     "check_writable",
     "check_weights_context",
 ]
@@ -71,4 +74,20 @@ def check_writable(name, path):
         raise PermissionError(
             f"{name}={os.fspath(path)!r}: the folder {folder!r} is not "
             "writable. Pick a writable path."
+        )
+
+
+def check_savable(name, path, variables):
+    """Raises if some of `variables` are split across the processes of a
+    multi-process job (multi-host `ModelParallel`): no process holds them
+    whole, so none can write `path`. Called at `on_train_begin`."""
+    split = split_across_processes(variables)
+    if split:
+        raise ValueError(
+            f"{name}={os.fspath(path)!r}: {len(split)} variable(s) are split "
+            f"across the processes of this job ({', '.join(split[:3])}"
+            f"{', ...' if len(split) > 3 else ''}), so no process can write "
+            f"them to one file. Drop `{name}` and save with a library that "
+            "writes sharded arrays (e.g. Orbax), or split those variables "
+            "only over the devices of each process."
         )

@@ -11,6 +11,7 @@ from keras_cool._backend import process_shard
 from keras_cool._io import atomic_write
 from keras_cool.callbacks._checks import check_count
 from keras_cool.callbacks._checks import check_one_argument
+from keras_cool.callbacks._checks import check_savable
 from keras_cool.callbacks._checks import check_weights_context
 from keras_cool.callbacks._checks import check_writable
 
@@ -199,6 +200,7 @@ class Evaluator(keras.callbacks.Callback):
             )
         if self.filepath is not None:
             check_writable("filepath", self.filepath)
+            check_savable("filepath", self.filepath, self.model.weights)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:

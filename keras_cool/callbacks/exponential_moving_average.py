@@ -28,6 +28,7 @@ from keras_cool._backend import make_ema_average
 from keras_cool._io import atomic_write
 from keras_cool.callbacks import _exit_guard
 from keras_cool.callbacks import _train_step_hook
+from keras_cool.callbacks._checks import check_savable
 from keras_cool.callbacks._checks import check_writable
 
 __all__ = ["ExponentialMovingAverage"]
@@ -382,7 +383,9 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         model = self.model
         if self.state_path:
-            check_writable("state_path", str(self.state_path).format(epoch=1))
+            path = str(self.state_path).format(epoch=1)
+            check_writable("state_path", path)
+            check_savable("state_path", path, model.weights)
         if self._backup is not None:
             # Training always continues on the raw weights.
             self.reset_old_weights()
