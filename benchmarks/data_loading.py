@@ -1,7 +1,7 @@
 """Data loaders feeding `fit`, side by side: batches/s and first-batch time.
 
 One CPU-bound NumPy batch function (random crops, flips, brightness, noise
-and a blur of a batch of images: 10-20 ms on one quiet core) feeds `fit` of
+and a blur of a batch of images: 8-20 ms on one core) feeds `fit` of
 a tiny model through every loader a Keras user can pick, with 2 workers:
 
 - keras_cool `Sequence`, worker processes started per epoch ("fresh") and
@@ -11,9 +11,13 @@ a tiny model through every loader a Keras user can pick, with 2 workers:
 - `tf.data` with `map(numpy_function, num_parallel_calls=2)` (when
   TensorFlow is installed).
 
-Each loader runs one warm-up `fit`, then `fit(epochs=E)` in interleaved
-rounds (rotated, so no loader always runs first). A callback records the
-time of every batch start: "first" is the time from the start of an epoch
+Each loader runs one warm-up `fit`, then `fit(epochs=E, shuffle=False)` in
+interleaved rounds (`shuffle=False`: `fit`'s default shuffles the batch
+indices it asks a `PyDataset` for, so a keras_cool `Sequence` could not
+prefetch ahead; shuffling belongs to the loader, `Sequence(shuffle=True)`
+or `DataLoader(shuffle=True)`, and costs the same on this random data),
+rotated, so no loader always runs first. A callback records the time of
+every batch start: "first" is the time from the start of an epoch
 to the start of its second batch (the first batch fetched and trained),
 "steady" the batches per second after that. The last line is
 `data_loading: ratio=R (...)` with R the steady batches/s of the faster
@@ -200,7 +204,9 @@ def main():
     steady = {name: [] for name in loaders}  # seconds per batch
 
     def run(name, data, record=True):
-        model.fit(data, epochs=epochs, verbose=0, callbacks=[clock])
+        model.fit(
+            data, epochs=epochs, shuffle=False, verbose=0, callbacks=[clock]
+        )
         if not record:
             return
         for times in clock.epochs:

@@ -100,6 +100,11 @@ def main():
     parser.add_argument("--depth", type=int, default=3, help="hidden layers")
     parser.add_argument("--inputs", type=int, default=784)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cases",
+        default="mlp,convnet,mlp_large",
+        help="comma-separated subset of mlp, convnet, mlp_large",
+    )
     args = parser.parse_args()
     cases = {  # name: (layers, input shape, steps per epoch)
         "mlp": (lambda: layers_of("mlp", 128, 2, 64), (64,), 200),
@@ -120,6 +125,10 @@ def main():
         f"repeats={args.repeats}x{args.timed_epochs} epochs "
         f"load={os.getloadavg()[0]:.2f}"
     )
+    unknown = set(args.cases.split(",")) - set(cases)
+    if unknown:
+        parser.error(f"--cases: unknown {sorted(unknown)}; use {list(cases)}")
+    cases = {k: v for k, v in cases.items() if k in args.cases.split(",")}
     last = None
     for case, (layers, shape, steps) in cases.items():
         last = run_case(case, layers, shape, args.steps or steps, args)
