@@ -93,7 +93,9 @@ def refuse_split_saves(out):
     layouts[".*dense/kernel"] = (None, "model")
     keras.distribution.set_distribution(
         keras.distribution.ModelParallel(
-            layout_map=layouts, batch_dim_name="batch"
+            layout_map=layouts,
+            batch_dim_name="batch",
+            auto_shard_dataset=False,
         )
     )
     model = build()
