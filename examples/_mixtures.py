@@ -90,10 +90,23 @@ def format_table(rows, keys, header=None):
     return "\n".join(lines)
 
 
-def mlp(inputs, width, depth, outputs, name, spectral_norm=False):
+def mlp(
+    inputs,
+    width,
+    depth,
+    outputs,
+    name,
+    spectral_norm=False,
+    pack=1,
+    fourier=0.0,
+):
     """A LeakyReLU(0.2) MLP as a functional model; `inputs` is a
     `keras.Input` or a list of them (concatenated first). With
-    `spectral_norm`, every Dense is wrapped in SpectralNormalization."""
+    `spectral_norm`, every Dense is wrapped in SpectralNormalization.
+    With `pack=m > 1` (PacGAN), the MLP scores packs of m consecutive rows
+    (joined into one row of m times the features) and every row gets its
+    pack's score, so the output keeps one row per input row; the batch
+    size must be a multiple of m."""
     import keras
 
     def dense(units):
@@ -105,10 +118,94 @@ def mlp(inputs, width, depth, outputs, name, spectral_norm=False):
     h = inputs
     if isinstance(inputs, (list, tuple)):
         h = keras.layers.Concatenate()(list(inputs))
+    if fourier:
+        h = _fourier_layer()(width // 2, fourier)(h)
+    if pack > 1:
+        Pack, Unpack = _packing_layers()
+        h = Pack(pack)(h)
     for _ in range(depth):
         h = dense(width)(h)
         h = keras.layers.LeakyReLU(0.2)(h)
-    return keras.Model(inputs, dense(outputs)(h), name=name)
+    h = dense(outputs)(h)
+    if pack > 1:
+        h = Unpack(pack)(h)
+    return keras.Model(inputs, h, name=name)
+
+
+def _fourier_layer():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="keras_cool_examples")
+    class FourierFeatures(keras.layers.Layer):
+        """x -> [x, sin(x B), cos(x B)] with a fixed Gaussian B (d x n)
+        of standard deviation `scale` (Tancik et al., 2020)."""
+
+        def __init__(self, features, scale, **kwargs):
+            super().__init__(**kwargs)
+            self.features, self.scale = features, scale
+
+        def build(self, shape):
+            self.b = self.add_weight(
+                shape=(shape[-1], self.features),
+                initializer=keras.initializers.RandomNormal(stddev=self.scale),
+                trainable=False,
+                name="b",
+            )
+
+        def call(self, x):
+            p = keras.ops.matmul(x, self.b)
+            return keras.ops.concatenate(
+                [x, keras.ops.sin(p), keras.ops.cos(p)], axis=-1
+            )
+
+        def get_config(self):
+            return {
+                **super().get_config(),
+                "features": self.features,
+                "scale": self.scale,
+            }
+
+    return FourierFeatures
+
+
+def _packing_layers():
+    import keras
+
+    @keras.saving.register_keras_serializable(package="keras_cool_examples")
+    class Pack(keras.layers.Layer):
+        """(batch, d) -> (batch / m, m * d): m consecutive rows as one."""
+
+        def __init__(self, size, **kwargs):
+            super().__init__(**kwargs)
+            self.size = size
+
+        def call(self, x):
+            return keras.ops.reshape(x, (-1, self.size * x.shape[-1]))
+
+        def compute_output_shape(self, shape):
+            return (None, self.size * shape[-1])
+
+        def get_config(self):
+            return {**super().get_config(), "size": self.size}
+
+    @keras.saving.register_keras_serializable(package="keras_cool_examples")
+    class Unpack(keras.layers.Layer):
+        """(batch / m, k) -> (batch, k): each pack's row, m times."""
+
+        def __init__(self, size, **kwargs):
+            super().__init__(**kwargs)
+            self.size = size
+
+        def call(self, x):
+            return keras.ops.repeat(x, self.size, axis=0)
+
+        def compute_output_shape(self, shape):
+            return (None, shape[-1])
+
+        def get_config(self):
+            return {**super().get_config(), "size": self.size}
+
+    return Pack, Unpack
 
 
 def save_scatter(samples, name, path, rng, colors=None):

@@ -16,7 +16,8 @@ batch 256, 8,000 steps, coordinates scaled to [-1, 1]. Options, all off by
 default: `--ema` (EMA of the weights, G evaluated on it), `--gradient-penalty`
 (zero-centred R1 on real samples), `--spectral-norm` (on D), `--span`
 (training coordinates scaled to [-span, span]), `--final-lr` (end of the
-cosine decay).
+cosine decay), `--pack` (PacGAN: D scores packs of samples), `--fourier`
+(D sees random Fourier features of its input).
 
     python examples/gan_single_loss.py --data ring
     python examples/gan_single_loss.py --data grid --loss ralsgan --seed 2
@@ -95,6 +96,18 @@ def parse_args(argv=None):
         action="store_true",
         help="wrap D's Dense layers in keras.layers.SpectralNormalization",
     )
+    parser.add_argument(
+        "--pack",
+        type=int,
+        default=1,
+        help="PacGAN: D scores packs of this many samples; 1: off",
+    )
+    parser.add_argument(
+        "--fourier",
+        type=float,
+        default=0.0,
+        help="D sees Fourier features of its input, of this scale; 0: off",
+    )
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--output-dir", default="outputs/gan_single_loss")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -129,6 +142,8 @@ def build(args):
         1,
         "discriminator",
         args.spectral_norm,
+        args.pack,
+        args.fourier,
     )
     real = keras.Input((2,), name="real")
     noise = keras.Input((args.latent_dim,), name="noise")
