@@ -6,6 +6,8 @@ the metric is VEEGAN's (2,500 samples, nearest centre, 3-σ rule), reused
 by PacGAN and GDPP (see the README's GAN section for their tables).
 """
 
+import functools
+
 import numpy as np
 
 MIXTURE_STD = {"ring": 0.01, "grid": 0.05}
@@ -132,6 +134,7 @@ def mlp(
     return keras.Model(inputs, h, name=name)
 
 
+@functools.cache
 def _fourier_layer():
     import keras
 
@@ -168,6 +171,7 @@ def _fourier_layer():
     return FourierFeatures
 
 
+@functools.cache
 def _packing_layers():
     import keras
 
