@@ -247,7 +247,10 @@ def train_step_runner(args):
 # --- 3. two train_on_batch calls per iteration (Keras 2 recipe) -----------
 
 
-def two_train_on_batch_runner(args):
+def two_step_models(args):
+    """G, D, and the compiled D-step and G-step models of the Keras 2
+    recipe: `[real, noise] -> [D(real), D(G(noise))]` and
+    `noise -> D(G(noise))`, both with binary cross-entropy."""
     generator, discriminator = (
         generator_model(args.width, args.upsampling),
         discriminator_model(args.width),
@@ -263,6 +266,11 @@ def two_train_on_batch_runner(args):
     g_noise = keras.Input((LATENT,))
     g_model = keras.Model(g_noise, discriminator(generator(g_noise)))
     g_model.compile(optimizer=adam(), loss=bce, jit_compile=args.jit_compile)
+    return generator, discriminator, d_model, g_model
+
+
+def two_train_on_batch_runner(args):
+    generator, discriminator, d_model, g_model = two_step_models(args)
 
     def run(x, z, batch):
         ones = np.ones((batch, 1), "float32")
@@ -287,21 +295,7 @@ def two_train_on_batch_runner(args):
 def pieces_runner(args):
     """Times G forward, D forward, a D step and a G step, each on its own;
     returns {piece: seconds per call} (median of `calls` calls)."""
-    generator, discriminator = (
-        generator_model(args.width, args.upsampling),
-        discriminator_model(args.width),
-    )
-    real, noise = keras.Input((8, 8, 1)), keras.Input((LATENT,))
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    d_step = keras.Model(
-        [real, noise], [discriminator(real), discriminator(generator(noise))]
-    )
-    d_step.compile(
-        optimizer=adam(), loss=[bce, bce], jit_compile=args.jit_compile
-    )
-    g_noise = keras.Input((LATENT,))
-    g_step = keras.Model(g_noise, discriminator(generator(g_noise)))
-    g_step.compile(optimizer=adam(), loss=bce, jit_compile=args.jit_compile)
+    generator, discriminator, d_step, g_step = two_step_models(args)
     for model in (generator, discriminator):
         model.compile(jit_compile=args.jit_compile)
 

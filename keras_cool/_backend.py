@@ -71,6 +71,7 @@ would start its backend, after which `initialize` fails).
 """
 
 import atexit
+import functools
 import gc
 import sys
 
@@ -86,14 +87,11 @@ __all__ = [
 ]
 
 
-_COLLECT_REGISTERED = []
-
-
+@functools.cache
 def collect_before_exit():
     """On TensorFlow, runs `gc.collect()` at exit, before shutdown (once)."""
-    if keras.backend.backend() == "tensorflow" and not _COLLECT_REGISTERED:
+    if keras.backend.backend() == "tensorflow":
         atexit.register(gc.collect)
-        _COLLECT_REGISTERED.append(True)
 
 
 def make_ema_average():
