@@ -32,9 +32,11 @@ and names one submitted batch):
 Results whose key is no longer awaited (dropped by `refresh`) are ignored.
 """
 
+import _thread
 import multiprocessing
 import multiprocessing.connection
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -63,16 +65,30 @@ def _likely_cause(code):
 
 # Live process pools of this process, closed at once on SIGINT.
 _INTERRUPTIBLE = weakref.WeakSet()
-_SIGINT = {"previous": None, "installed": False}
+_SIGINT = {
+    "previous": None,
+    "installed": False,
+    "unraisable": None,
+    "raised": None,  # id of the last KeyboardInterrupt it raised
+    "lost": False,  # ... which Python dropped (in a finalizer)
+}
 
 
 def install_interrupt_handler():
-    """Chains a SIGINT handler (main thread only, once): on Ctrl-C every
-    live process pool is marked interrupted and shut down in the
-    background (workers ignore SIGINT themselves, so that the signal
+    """Chains a SIGINT handler (main thread only, once): when Ctrl-C stops
+    training (the previous handler raises, by default `KeyboardInterrupt`),
+    every live process pool is marked interrupted and shut down in the
+    background. Workers ignore SIGINT themselves, so that the signal
     reaches the training loop as a plain `KeyboardInterrupt`, not as a
-    worker death inside the backend's data pipeline), then the previous
-    handler runs (by default: raise `KeyboardInterrupt`)."""
+    worker death inside the backend's data pipeline. A previous handler
+    that returns (a graceful "stop after this epoch") leaves the workers
+    running.
+
+    If training asks for a batch after that, the `KeyboardInterrupt` was
+    lost on its way (Python drops one raised inside a `__del__` method or
+    another finalizer, reporting it only to `sys.unraisablehook`), and
+    `stopped_by_ctrl_c` delivers it again.
+    """
     if _SIGINT["installed"]:
         return
     if threading.current_thread() is not threading.main_thread():
@@ -81,32 +97,54 @@ def install_interrupt_handler():
     if previous is None or previous == signal.SIG_IGN:
         return  # SIGINT ignored, or installed from C: leave it alone
     _SIGINT.update(previous=previous, installed=True)
+    _SIGINT["unraisable"] = sys.unraisablehook
     signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = _on_unraisable
 
 
 def _on_sigint(signum, frame):
-    for pool in list(_INTERRUPTIBLE):
-        pool.interrupt()
+    _SIGINT["lost"] = False
     previous = _SIGINT["previous"]
-    if callable(previous):
-        return previous(signum, frame)
-    raise KeyboardInterrupt
+    try:
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise KeyboardInterrupt
+    except BaseException as error:
+        for pool in list(_INTERRUPTIBLE):
+            pool.interrupt()
+        _SIGINT["raised"] = id(error)
+        raise
 
 
-def raise_if_interrupted(pool):
-    """In a thread that finds `pool` closed: if Ctrl-C closed it, raise
-    `Interrupted` there instead of starting a new pool (the next epoch
-    starts one). Not a `KeyboardInterrupt`: the main thread gets that one
-    from the signal; this thread may be the backend's data thread."""
-    if getattr(pool, "interrupted", False):
-        raise Interrupted(
-            f"keras_cool.Sequence `{pool.name}`: the worker processes were "
-            "stopped by Ctrl-C (SIGINT); the next epoch starts them again."
-        )
+def _on_unraisable(unraisable):
+    _SIGINT["unraisable"](unraisable)
+    lost = unraisable.exc_value
+    if isinstance(lost, BaseException) and id(lost) == _SIGINT["raised"]:
+        _SIGINT["lost"] = True
 
 
-class Interrupted(RuntimeError):
-    """Raised for batches requested after Ctrl-C stopped the pool."""
+def stopped_by_ctrl_c(pool):
+    """Whether Ctrl-C closed `pool`; asked when a batch is requested.
+
+    In the main thread, a batch asked for after Ctrl-C means the training
+    loop did not get its `KeyboardInterrupt`: it is raised here. In
+    another thread (the backend's data thread) the caller computes the
+    batch itself, so that the pipeline keeps going (an error from it would
+    reach the training loop in the backend's words); if the main thread's
+    `KeyboardInterrupt` was lost in a finalizer, it is delivered again
+    first, to be raised when the current step returns. The next epoch
+    starts new workers.
+    """
+    if not getattr(pool, "interrupted", False):
+        return False
+    if threading.current_thread() is threading.main_thread():
+        _SIGINT["lost"] = False
+        raise KeyboardInterrupt
+    if _SIGINT["lost"]:
+        _SIGINT["lost"] = False
+        _thread.interrupt_main(signal.SIGINT)
+    return True
 
 
 class _Worker:

@@ -26,6 +26,7 @@ class Runtime:
         self.served = set()
         self.in_epoch = False
         self.pool = None
+        self.interrupted = None  # the pool Ctrl-C closed, in this epoch
         self.finalizer = None
         self.generation = 0
         self.order = None

@@ -361,8 +361,8 @@ class Sequence(keras.utils.PyDataset):
             return None
         if runtime.pool is not None and runtime.pool.closed:
             self._kc_close_pool(runtime)  # closed after idling
-        if getattr(runtime, "interrupted", None) is not None:
-            _process_pool.raise_if_interrupted(runtime.interrupted)
+        if _process_pool.stopped_by_ctrl_c(runtime.interrupted):
+            return None  # batches are computed here until the next epoch
         if runtime.pool is None:
             ref = weakref.ref(self)  # pools must not keep the dataset alive
             name = type(self).__qualname__
@@ -429,8 +429,7 @@ class Sequence(keras.utils.PyDataset):
             try:
                 batch = pool.get(plan, position)
             except _pools.Closed:
-                _process_pool.raise_if_interrupted(pool)
-                continue  # it idled out meanwhile: start a new one
+                continue  # idled out (a new pool starts) or Ctrl-C
             runtime.last_position = position
             return batch
 

@@ -163,6 +163,97 @@ if __name__ == "__main__":
 """
 
 
+PRESSED_INSIDE = """
+import multiprocessing
+import signal
+import sys
+import time
+import numpy as np
+import keras
+import keras_cool
+
+
+class Slow(keras_cool.Sequence):
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, index):
+        time.sleep(0.01)
+        x = np.random.rand(16, 8).astype("float32")
+        return x, x[:, :1]
+
+
+class Finalized:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)  # Python loses this Ctrl-C
+
+
+class Press(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 3:
+            if MODE == "finalizer":
+                Finalized()  # freed at once
+            else:
+                signal.raise_signal(signal.SIGINT)
+
+
+def graceful(signum, frame):
+    print("PRESSED", flush=True)  # a handler that lets the epoch finish
+
+
+MODE = sys.argv[1]
+
+
+def main():
+    if MODE == "graceful":
+        signal.signal(signal.SIGINT, graceful)
+    data = Slow(workers=2, use_multiprocessing=True)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    try:
+        history = model.fit(data, epochs=2, verbose=0, callbacks=[Press()])
+        print("FITTED", len(history.history["loss"]), flush=True)
+    except KeyboardInterrupt:
+        print("CAUGHT", flush=True)
+    except BaseException as error:
+        print("OTHER", type(error).__name__, error, flush=True)
+    deadline = time.monotonic() + 5
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print("LEFT", len(multiprocessing.active_children()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    "mode, expected",
+    [("finalizer", "CAUGHT"), ("graceful", "FITTED 2")],
+)
+def test_ctrl_c_lost_in_a_finalizer_or_handled_by_the_user(
+    mode, expected, tmp_path, repo_root
+):
+    # finalizer: Python drops a KeyboardInterrupt raised in `__del__`; it
+    # is delivered again, so `fit` stops instead of running on with
+    # stopped workers. graceful: the user's own SIGINT handler returns, so
+    # the workers keep serving and training goes on.
+    path = tmp_path / "pressed.py"
+    path.write_text(PRESSED_INSIDE)
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=repo_root)
+    done = subprocess.run(
+        [sys.executable, str(path), mode],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert expected in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "LEFT 0" in done.stdout, done.stdout
+
+
 def interrupt_once(path, root):
     """Runs the script in its own process group, sends SIGINT to the
     group once training runs; returns (stdout, processes left 2 s after
