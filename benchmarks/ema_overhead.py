@@ -10,7 +10,8 @@ process, on the current backend:
 - ema: `keras_cool.callbacks.ExponentialMovingAverage(decay=0.999)`;
 - keras_use_ema: `keras.optimizers.Adam(use_ema=True, ema_momentum=0.999)`.
 
-Each run builds a fresh model (same seed) and runs one `fit` of
+"none" and "ema" share one model (fit after fit on the same instance);
+`use_ema` builds a fresh one (same seed) per run. Each run is one `fit` of
 1 + `--timed-epochs` short epochs; the first epoch (compilation) is not
 timed, each later epoch gives one per-step sample. The variants are
 interleaved (A, B, C, A, B, C, ...).
@@ -143,19 +144,26 @@ def run_case(case, layers, shape, steps, args):
     x = rng.standard_normal((n, *shape)).astype("float32")
     y = rng.integers(0, 10, size=(n,))
 
+    # "none" and "ema" train one shared model, fit after fit: separate
+    # model instances of the same shape differ in speed by up to 30 % on
+    # torch (memory placement), which would swamp a 1 % cost. Keras's
+    # `use_ema` needs its own optimizer, so it gets a fresh model per run.
+    shared = make_model(layers, False, args.seed)
+
     def variant(name):
-        model = make_model(layers, name == "keras_use_ema", args.seed)
+        if name == "keras_use_ema":
+            return make_model(layers, True, args.seed), None
         ema = ExponentialMovingAverage(decay=0.999) if name == "ema" else None
-        return model, ema
+        return shared, ema
 
     names = ["none", "ema", "keras_use_ema"]
-    params = variant("none")[0].count_params()
+    params = shared.count_params()
     print(f"case={case} params={params} steps/epoch={steps}")
 
     def runner(name):
         def run():
-            # A fresh model per run also sidesteps a Keras 3.15.1 bug (see
-            # the README's Performance section).
+            # A fresh `use_ema` model per run also sidesteps a Keras 3.15.1
+            # bug (see the README's Performance section).
             model, ema = variant(name)
             timer = EpochTimer()
             callbacks = [timer] if ema is None else [ema, timer]
