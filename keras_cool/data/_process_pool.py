@@ -32,7 +32,6 @@ and names one submitted batch):
 Results whose key is no longer awaited (dropped by `refresh`) are ignored.
 """
 
-import _thread
 import multiprocessing
 import multiprocessing.connection
 import signal
@@ -71,7 +70,12 @@ _SIGINT = {
     "unraisable": None,
     "raised": None,  # id of the last KeyboardInterrupt it raised
     "lost": False,  # ... which Python dropped (in a finalizer)
+    "at": 0.0,  # when it was raised
+    "frames": (),  # the Keras frames it was raised in, by id and code
 }
+# A batch asked for this long after Ctrl-C, while the main thread is still
+# in the Keras frames the interrupt was raised in, means it was lost.
+LOST_AFTER = 0.5
 
 
 def install_interrupt_handler():
@@ -89,6 +93,7 @@ def install_interrupt_handler():
     another finalizer, reporting it only to `sys.unraisablehook`), and
     `stopped_by_ctrl_c` delivers it again.
     """
+    _SIGINT["frames"] = ()  # a new epoch: forget an earlier Ctrl-C
     if _SIGINT["installed"]:
         return
     if threading.current_thread() is not threading.main_thread():
@@ -113,8 +118,37 @@ def _on_sigint(signum, frame):
     except BaseException as error:
         for pool in list(_INTERRUPTIBLE):
             pool.interrupt()
-        _SIGINT["raised"] = id(error)
+        _SIGINT.update(
+            raised=id(error), at=time.monotonic(), frames=_keras_frames(frame)
+        )
         raise
+
+
+def _keras_frames(frame):
+    """(id, code) of each Keras frame on the stack: not the frames, whose
+    locals (the model, the backend's data iterator) must stay free to go."""
+    frames = set()
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("keras."):
+            frames.add((id(frame), frame.f_code))
+        frame = frame.f_back
+    return frames
+
+
+def _lost_in_keras():
+    """Whether the main thread, `LOST_AFTER` seconds after Ctrl-C, still
+    runs in a Keras frame the `KeyboardInterrupt` was raised in: then
+    something caught and dropped it (not every such place reports to
+    `sys.unraisablehook`), and `fit` is going on."""
+    if time.monotonic() - _SIGINT["at"] < LOST_AFTER:
+        return False
+    frames = _SIGINT["frames"]
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    while frame is not None:
+        if (id(frame), frame.f_code) in frames:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _on_unraisable(unraisable):
@@ -132,18 +166,20 @@ def stopped_by_ctrl_c(pool):
     another thread (the backend's data thread) the caller computes the
     batch itself, so that the pipeline keeps going (an error from it would
     reach the training loop in the backend's words); if the main thread's
-    `KeyboardInterrupt` was lost in a finalizer, it is delivered again
-    first, to be raised when the current step returns. The next epoch
-    starts new workers.
+    `KeyboardInterrupt` was lost (dropped in a finalizer, or the main
+    thread still in the Keras frames it was raised in `LOST_AFTER` seconds
+    later), it is delivered again first, to be raised when the current
+    step returns. The next epoch starts new workers.
     """
     if not getattr(pool, "interrupted", False):
         return False
     if threading.current_thread() is threading.main_thread():
-        _SIGINT["lost"] = False
+        _SIGINT.update(lost=False, frames=())
         raise KeyboardInterrupt
-    if _SIGINT["lost"]:
-        _SIGINT["lost"] = False
-        _thread.interrupt_main(signal.SIGINT)
+    if _SIGINT["lost"] or _lost_in_keras():
+        _SIGINT.update(lost=False, frames=())
+        # As a terminal's Ctrl-C would: handled when the step returns.
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
     return True
 
 
