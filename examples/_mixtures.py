@@ -6,7 +6,9 @@ the metric is VEEGAN's (2,500 samples, nearest centre, 3-σ rule), reused
 by PacGAN and GDPP (see the README's GAN section for their tables).
 """
 
+import argparse
 import functools
+import time
 
 import numpy as np
 
@@ -257,6 +259,56 @@ def rejection_sample(generator, classifier, real, n, rng, steps, batch=256):
         drawn += len(x)
     kept = np.concatenate(kept)
     return kept[:n], len(kept) / drawn
+
+
+def add_rejection_arguments(parser):
+    """`--rejection/--no-rejection`, `--rejection-fourier` and
+    `--rejection-steps`, shared by the GAN examples."""
+    parser.add_argument(
+        "--rejection",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also report G's samples after rejection sampling by a "
+        "density-ratio classifier (DRS); the raw numbers come first",
+    )
+    parser.add_argument(
+        "--rejection-fourier",
+        type=float,
+        default=3.0,
+        help="scale of the Fourier features of the DRS classifier's input",
+    )
+    parser.add_argument(
+        "--rejection-steps",
+        type=int,
+        default=3000,
+        help="training steps of the DRS classifier",
+    )
+
+
+def rejection_metrics(generator, real, scale, name, rng, args):
+    """`mode_metrics` of 2,500 samples of `generator` after rejection
+    sampling (`rejection_sample`), with a fresh classifier of G's width
+    that sees random Fourier features of its input.
+
+    `real` are training points (divided by `scale`). Returns
+    (modes, fraction HQ, reverse KL), the share of G's samples kept and
+    the seconds taken. With `args.quick`, the classifier trains 10 steps.
+    """
+    import keras
+
+    start = time.time()
+    classifier = mlp(
+        keras.Input((2,)),
+        args.width,
+        3,
+        1,
+        "ratio",
+        fourier=args.rejection_fourier,
+    )
+    steps = 10 if args.quick else args.rejection_steps
+    kept, rate = rejection_sample(generator, classifier, real, 2500, rng, steps)
+    metrics = mode_metrics(kept * scale, name)
+    return metrics, rate, time.time() - start
 
 
 def save_scatter(samples, name, path, rng, colors=None):

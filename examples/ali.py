@@ -20,7 +20,9 @@ Printed per objective, over seeds: modes and % high-quality samples of
 `G(z)` (VEEGAN's rule), reverse KL, and reconstruction: the share of real
 points `x` whose `G(E(x))` falls in `x`'s own mode (nearest centre), next
 to the published ALI rows (VEEGAN's and PacGAN's tables; their protocols
-differ from ours and from each other).
+differ from ours and from each other). `G(z)` is also scored after
+rejection sampling by a density-ratio classifier (the `drs_` columns, as in
+`gan_single_loss.py`; `--no-rejection` skips it).
 
     python examples/ali.py --data ring
     python examples/ali.py --data grid --objectives ali_su --seeds 5
@@ -32,12 +34,14 @@ import time
 
 import keras
 import numpy as np
+from _mixtures import add_rejection_arguments
 from _mixtures import format_table
 from _mixtures import mixture_centres
 from _mixtures import mixture_scale
 from _mixtures import mlp
 from _mixtures import mode_metrics
 from _mixtures import nearest_mode
+from _mixtures import rejection_metrics
 from _mixtures import sample_mixture
 from _mixtures import save_scatter
 
@@ -74,6 +78,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--latent-dim", type=int, default=2)
     parser.add_argument("--width", type=int, default=128)
+    add_rejection_arguments(parser)
     parser.add_argument("--output-dir", default="outputs/ali")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     args = parser.parse_args(argv)
@@ -158,7 +163,7 @@ def train(args, objective_name, seed):
         shuffle=False,
         verbose=0,
     )
-    return generator, encoder, time.time() - start
+    return generator, encoder, real, time.time() - start
 
 
 """
@@ -171,7 +176,7 @@ it (`recon_hq`).
 """
 
 
-def evaluate(args, generator, encoder, seed):
+def evaluate(args, generator, encoder, real, seed):
     rng = np.random.default_rng(10_000 + seed)
     scale = mixture_scale(args.data)
     z = rng.normal(size=(2500, args.latent_dim)).astype("float32")
@@ -189,6 +194,11 @@ def evaluate(args, generator, encoder, seed):
         "recon": 100 * same.mean(),
         "recon_hq": 100 * (same & close).mean(),
     }
+    if args.rejection:
+        drs, _, _ = rejection_metrics(
+            generator, real, scale, args.data, rng, args
+        )
+        scores.update(drs_modes=drs[0], drs_hq=100 * drs[1], drs_rkl=drs[2])
     return samples, rebuilt, scores
 
 
@@ -201,12 +211,16 @@ def main(argv=None):
     )
     os.makedirs(args.output_dir, exist_ok=True)
     keys = ["modes", "hq", "rkl", "recon", "recon_hq", "train_s"]
+    if args.rejection:
+        keys += ["drs_modes", "drs_hq", "drs_rkl"]
     rows, summary = [], []
     for name in args.objectives:
         runs = []
         for seed in range(args.seed, args.seed + args.seeds):
-            generator, encoder, seconds = train(args, name, seed)
-            samples, rebuilt, scores = evaluate(args, generator, encoder, seed)
+            generator, encoder, real, seconds = train(args, name, seed)
+            samples, rebuilt, scores = evaluate(
+                args, generator, encoder, real, seed
+            )
             scores.update(objective=name, seed=seed, train_s=seconds)
             runs.append(scores)
             print(
@@ -237,7 +251,9 @@ def main(argv=None):
     for median in summary:
         short = median["objective"].replace("ali_", "")
         result += [
-            f"{short}_{k}={median[k]:.3f}" for k in ("modes", "hq", "recon")
+            f"{short}_{k}={median[k]:.3f}"
+            for k in ("modes", "hq", "recon", "drs_modes", "drs_hq")
+            if k in median
         ]
     print(
         "RESULT "

@@ -32,10 +32,11 @@ import time
 import keras
 import numpy as np
 from _mixtures import PLOT_LIMIT
+from _mixtures import add_rejection_arguments
 from _mixtures import mixture_centres
 from _mixtures import mlp
 from _mixtures import mode_metrics
-from _mixtures import rejection_sample
+from _mixtures import rejection_metrics
 from _mixtures import sample_mixture
 
 import keras_cool
@@ -111,25 +112,7 @@ def parse_args(argv=None):
         default=0.0,
         help="D sees Fourier features of its input, of this scale; 0: off",
     )
-    parser.add_argument(
-        "--rejection",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also report G's samples after rejection sampling by a "
-        "density-ratio classifier (DRS); the raw numbers come first",
-    )
-    parser.add_argument(
-        "--rejection-fourier",
-        type=float,
-        default=3.0,
-        help="scale of the Fourier features of the DRS classifier's input",
-    )
-    parser.add_argument(
-        "--rejection-steps",
-        type=int,
-        default=3000,
-        help="training steps of the DRS classifier",
-    )
+    add_rejection_arguments(parser)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--output-dir", default="outputs/gan_single_loss")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
@@ -259,22 +242,6 @@ def plot(samples, rng, args):
 # let it see them. The raw G numbers above are what G itself does.
 
 
-def rejection(generator, real, scale, rng, args):
-    start = time.time()
-    classifier = mlp(
-        keras.Input((2,)),
-        args.width,
-        3,
-        1,
-        "ratio",
-        fourier=args.rejection_fourier,
-    )
-    steps = 10 if args.quick else args.rejection_steps
-    kept, rate = rejection_sample(generator, classifier, real, 2500, rng, steps)
-    metrics = mode_metrics(kept * scale, args.data)
-    return metrics, rate, time.time() - start
-
-
 # ## Putting it together
 
 
@@ -303,7 +270,9 @@ def main(argv=None):
     print(f"reverse KL {reverse_kl:.3f}, {seconds:.1f} s, wrote {path}")
     extra = ""
     if args.rejection:
-        drs, rate, drs_seconds = rejection(generator, real, scale, rng, args)
+        drs, rate, drs_seconds = rejection_metrics(
+            generator, real, scale, args.data, rng, args
+        )
         print(
             f"after rejection sampling: modes {drs[0]}/{total}, high quality "
             f"{100 * drs[1]:.1f} %, reverse KL {drs[2]:.3f}, "

@@ -25,6 +25,10 @@ Two presets (`--preset`):
 - `sharp`: the defaults of `gan_single_loss.py` (RSGAN loss, z in R², 8,000
   steps, cosine decay to 10 %), plain and with the regularizer.
 
+Each generator is also scored after rejection sampling by a density-ratio
+classifier (DRS, as in `gan_single_loss.py`; `--no-rejection` skips it):
+the `drs_` columns. The raw columns are what G itself does.
+
     python examples/vgan.py --data ring
     python examples/vgan.py --data grid --preset sharp --seeds 5
 """
@@ -35,11 +39,13 @@ import time
 
 import keras
 import numpy as np
+from _mixtures import add_rejection_arguments
 from _mixtures import format_table
 from _mixtures import mixture_centres
 from _mixtures import mixture_scale
 from _mixtures import mlp
 from _mixtures import mode_metrics
+from _mixtures import rejection_metrics
 from _mixtures import sample_mixture
 from _mixtures import save_scatter
 
@@ -82,6 +88,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--latent-dim", type=int, default=None)
     parser.add_argument("--width", type=int, default=128)
+    add_rejection_arguments(parser)
     parser.add_argument("--output-dir", default="outputs/vgan")
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     args = parser.parse_args(argv)
@@ -167,7 +174,7 @@ def train(args, seed, penalty):
         shuffle=False,
         verbose=0,
     )
-    return generator, time.time() - start
+    return generator, real, time.time() - start
 
 
 """
@@ -178,13 +185,19 @@ def train(args, seed, penalty):
 """
 
 
-def evaluate(args, generator, seed):
+def evaluate(args, generator, real, seed):
     rng = np.random.default_rng(10_000 + seed)
+    scale = mixture_scale(args.data)
     z = rng.normal(size=(2500, args.latent_dim)).astype("float32")
-    samples = generator.predict(z, batch_size=2500, verbose=0)
-    samples = samples * mixture_scale(args.data)
+    samples = generator.predict(z, batch_size=2500, verbose=0) * scale
     modes, hq, reverse_kl = mode_metrics(samples, args.data)
-    return samples, {"modes": modes, "hq": 100 * hq, "rkl": reverse_kl}
+    scores = {"modes": modes, "hq": 100 * hq, "rkl": reverse_kl}
+    if args.rejection:
+        drs, _, _ = rejection_metrics(
+            generator, real, scale, args.data, rng, args
+        )
+        scores.update(drs_modes=drs[0], drs_hq=100 * drs[1], drs_rkl=drs[2])
+    return samples, scores
 
 
 def main(argv=None):
@@ -200,8 +213,8 @@ def main(argv=None):
     for seed in range(args.seed, args.seed + args.seeds):
         row = {"seed": seed}
         for tag, penalty in (("plain", 0.0), ("vgan", args.penalty)):
-            generator, seconds = train(args, seed, penalty)
-            samples, scores = evaluate(args, generator, seed)
+            generator, real, seconds = train(args, seed, penalty)
+            samples, scores = evaluate(args, generator, real, seed)
             for key, value in scores.items():
                 row[f"{tag}_{key}"] = value
             row[f"{tag}_s"] = seconds
@@ -219,6 +232,14 @@ def main(argv=None):
             f"modes {row['vgan_hq']:.1f} % HQ",
             flush=True,
         )
+        if args.rejection:
+            print(
+                f"  after rejection sampling: plain {row['plain_drs_modes']}"
+                f"/{total} modes {row['plain_drs_hq']:.1f} % HQ, vgan "
+                f"{row['vgan_drs_modes']}/{total} modes "
+                f"{row['vgan_drs_hq']:.1f} % HQ",
+                flush=True,
+            )
 
     """
     ## Outputs
@@ -228,6 +249,10 @@ def main(argv=None):
     """
     keys = [f"{t}_{k}" for t in ("plain", "vgan") for k in ("modes", "hq")]
     keys += ["plain_rkl", "vgan_rkl", "plain_s", "vgan_s"]
+    if args.rejection:
+        keys += [
+            f"{t}_drs_{k}" for t in ("plain", "vgan") for k in ("modes", "hq")
+        ]
     median = {"seed": "median"}
     median.update({k: float(np.median([r[k] for r in rows])) for k in keys})
     print(format_table(rows + [median], ["seed"] + keys))
