@@ -2,9 +2,14 @@
 
 Examples end with one line `RESULT key=value key=value ...`; benchmarks end
 with `NAME: ratio=R (A=... s, B=... s)`. Scripts run in a temporary working
-directory (so their PNGs land there) with the current backend.
+directory (so their PNGs land there) with the current backend, two at a
+time: the first script test starts every selected script, and each test
+waits for its own. (Most of a quick run is Python imports and tracing, one
+core each, so two at a time take about half as long on two cores; nothing
+else runs while they do.)
 """
 
+import concurrent.futures
 import os
 import pathlib
 import re
@@ -26,6 +31,7 @@ RATIO_LINE = re.compile(r"^\S[^:]*: ratio=[0-9.]+(e-?\d+)? \(.+\)$")
 
 
 def run_script(path, tmp_path, timeout):
+    """Runs `path --quick` in `tmp_path`; returns the last printed line."""
     env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p]
@@ -47,17 +53,38 @@ def run_script(path, tmp_path, timeout):
     return lines[-1]
 
 
+@pytest.fixture(scope="module")
+def script_runs(request, tmp_path_factory):
+    """Path -> future of `run_script`, for every selected script test."""
+    selected = [
+        item.callspec.params["path"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    ]
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    runs = {
+        path: pool.submit(
+            run_script, path, tmp_path_factory.mktemp(path.stem), 300
+        )
+        for path in selected
+    }
+    yield runs
+    for future in runs.values():
+        future.cancel()
+    pool.shutdown(wait=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-def test_example_runs_quick(path, tmp_path):
-    last = run_script(path, tmp_path, timeout=300)
+def test_example_runs_quick(path, script_runs):
+    last = script_runs[path].result()
     assert RESULT_LINE.match(last), f"last line is not a RESULT line: {last}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
-def test_benchmark_runs_quick(path, tmp_path):
-    last = run_script(path, tmp_path, timeout=300)
+def test_benchmark_runs_quick(path, script_runs):
+    last = script_runs[path].result()
     assert RATIO_LINE.match(last), f"last line is not a ratio line: {last}"
 
 
