@@ -286,13 +286,14 @@ def add_rejection_arguments(parser):
 
 
 def rejection_metrics(generator, real, scale, name, rng, args):
-    """`mode_metrics` of 2,500 samples of `generator` after rejection
-    sampling (`rejection_sample`), with a fresh classifier of G's width
-    that sees random Fourier features of its input.
+    """Scores of 2,500 samples of `generator` after rejection sampling
+    (`rejection_sample`), with a fresh classifier of G's width that sees
+    random Fourier features of its input.
 
-    `real` are training points (divided by `scale`). Returns
-    (modes, fraction HQ, reverse KL), the share of G's samples kept and
-    the seconds taken. With `args.quick`, the classifier trains 10 steps.
+    `real` are training points (divided by `scale`). Returns a dict:
+    `drs_modes`, `drs_hq` (%), `drs_rkl` (as `mode_metrics`), `drs_kept`
+    (% of G's samples kept) and `drs_s` (seconds). With `args.quick`, the
+    classifier trains 10 steps.
     """
     import keras
 
@@ -307,8 +308,14 @@ def rejection_metrics(generator, real, scale, name, rng, args):
     )
     steps = 10 if args.quick else args.rejection_steps
     kept, rate = rejection_sample(generator, classifier, real, 2500, rng, steps)
-    metrics = mode_metrics(kept * scale, name)
-    return metrics, rate, time.time() - start
+    modes, hq, reverse_kl = mode_metrics(kept * scale, name)
+    return {
+        "drs_modes": modes,
+        "drs_hq": 100 * hq,
+        "drs_rkl": reverse_kl,
+        "drs_kept": 100 * rate,
+        "drs_s": time.time() - start,
+    }
 
 
 def save_scatter(samples, name, path, rng, colors=None):

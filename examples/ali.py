@@ -195,10 +195,9 @@ def evaluate(args, generator, encoder, real, seed):
         "recon_hq": 100 * (same & close).mean(),
     }
     if args.rejection:
-        drs, _, _ = rejection_metrics(
-            generator, real, scale, args.data, rng, args
+        scores.update(
+            rejection_metrics(generator, real, scale, args.data, rng, args)
         )
-        scores.update(drs_modes=drs[0], drs_hq=100 * drs[1], drs_rkl=drs[2])
     return samples, rebuilt, scores
 
 

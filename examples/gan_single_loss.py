@@ -270,18 +270,17 @@ def main(argv=None):
     print(f"reverse KL {reverse_kl:.3f}, {seconds:.1f} s, wrote {path}")
     extra = ""
     if args.rejection:
-        drs, rate, drs_seconds = rejection_metrics(
-            generator, real, scale, args.data, rng, args
-        )
+        drs = rejection_metrics(generator, real, scale, args.data, rng, args)
         print(
-            f"after rejection sampling: modes {drs[0]}/{total}, high quality "
-            f"{100 * drs[1]:.1f} %, reverse KL {drs[2]:.3f}, "
-            f"{100 * rate:.1f} % of G's samples kept, {drs_seconds:.1f} s"
+            f"after rejection sampling: modes {drs['drs_modes']}/{total}, "
+            f"high quality {drs['drs_hq']:.1f} %, reverse KL "
+            f"{drs['drs_rkl']:.3f}, {drs['drs_kept']:.1f} % of G's samples "
+            f"kept, {drs['drs_s']:.1f} s"
         )
         extra = (
-            f" drs_modes={drs[0]} drs_hq={100 * drs[1]:.1f} "
-            f"drs_reverse_kl={drs[2]:.3f} drs_kept={100 * rate:.1f} "
-            f"drs_s={drs_seconds:.1f}"
+            f" drs_modes={drs['drs_modes']} drs_hq={drs['drs_hq']:.1f} "
+            f"drs_reverse_kl={drs['drs_rkl']:.3f} "
+            f"drs_kept={drs['drs_kept']:.1f} drs_s={drs['drs_s']:.1f}"
         )
     print(
         f"RESULT modes={modes} total_modes={total} hq={100 * hq:.1f} "

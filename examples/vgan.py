@@ -193,10 +193,9 @@ def evaluate(args, generator, real, seed):
     modes, hq, reverse_kl = mode_metrics(samples, args.data)
     scores = {"modes": modes, "hq": 100 * hq, "rkl": reverse_kl}
     if args.rejection:
-        drs, _, _ = rejection_metrics(
-            generator, real, scale, args.data, rng, args
+        scores.update(
+            rejection_metrics(generator, real, scale, args.data, rng, args)
         )
-        scores.update(drs_modes=drs[0], drs_hq=100 * drs[1], drs_rkl=drs[2])
     return samples, scores
 
 

@@ -69,9 +69,7 @@ def script_runs(request, tmp_path_factory):
         for path in selected
     }
     yield runs
-    for future in runs.values():
-        future.cancel()
-    pool.shutdown(wait=True)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.mark.slow
