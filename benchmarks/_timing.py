@@ -60,6 +60,24 @@ def minimums(times):
     return {name: float(np.min(t)) for name, t in times.items()}
 
 
+def paired_ratio(a, b, confidence=0.95, resamples=2000, seed=0):
+    """Median of the ratios `a[i] / b[i]`, and a bootstrap interval for it.
+
+    Sample i of `a` and of `b` must come from the same repeat (taken
+    seconds apart), so that each ratio cancels the machine's slow drift.
+    Returns `(median, low, high)`: the interval holds the median of the
+    ratios in `confidence` of `resamples` bootstrap resamples. An interval
+    that contains 1 means the two are not told apart by these samples.
+    """
+    ratios = np.asarray(a, dtype=float) / np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(ratios, size=(resamples, ratios.size))
+    boot = np.median(picks, axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boot, [tail, 1.0 - tail])
+    return float(np.median(ratios)), float(low), float(high)
+
+
 def print_times(times, scale=1.0, unit="s"):
     """One line per runner: median, minimum and every sample."""
     median, best = medians(times), minimums(times)

@@ -17,7 +17,8 @@ timed, each later epoch gives one per-step sample. The variants are
 interleaved (A, B, C, A, B, C, ...).
 
 Each case prints median-, min- and paired ratios, `ema` beside
-`keras_use_ema`. The last line is
+`keras_use_ema`, and a 95 % bootstrap interval for each paired ratio (an
+interval that contains 1: the two are not told apart). The last line is
 `ema_overhead: ratio=R (ema=... s, none=... s, ...)` for the large MLP:
 the times are median seconds per step, and R is the median over samples
 of ema_i / none_i, where sample i of each variant comes from the same
@@ -35,6 +36,7 @@ import numpy as np
 from _timing import interleaved
 from _timing import medians
 from _timing import minimums
+from _timing import paired_ratio
 from _timing import print_times
 from _timing import ratio_line
 
@@ -194,7 +196,11 @@ def run_case(case, layers, shape, steps, args):
     def paired(a, b):
         # Samples i of a and b were taken back to back: their ratio cancels
         # most of the machine's slow drift.
-        return float(np.median(samples[a] / samples[b]))
+        return paired_ratio(samples[a], samples[b])[0]
+
+    def interval(a, b):
+        ratio, low, high = paired_ratio(samples[a], samples[b])
+        return f"{a}/{b}={ratio:.3f} [{low:.3f}, {high:.3f}]"
 
     for label, stat in (("median", median), ("min", best)):
         print(
@@ -207,6 +213,17 @@ def run_case(case, layers, shape, steps, args):
         f"  {case} paired: ema/none={paired('ema', 'none'):.3f} "
         f"keras_use_ema/none={paired('keras_use_ema', 'none'):.3f} "
         f"ema/keras_use_ema={paired('ema', 'keras_use_ema'):.3f}"
+    )
+    print(
+        f"  {case} paired, 95 % interval: "
+        + " ".join(
+            interval(a, b)
+            for a, b in (
+                ("ema", "none"),
+                ("keras_use_ema", "none"),
+                ("ema", "keras_use_ema"),
+            )
+        )
     )
     return ratio_line(
         "ema_overhead",
