@@ -15,12 +15,20 @@ backend; tests may.
 """
 
 import os
+import signal
 
 import keras
 import numpy as np
 import pytest
 
 BACKEND = keras.backend.backend()
+
+# The Ctrl-C tests need Python's own SIGINT handler, in this process and in
+# the ones it starts. A shell that runs pytest in the background without job
+# control (`nohup pytest &` in a script) starts it with SIGINT ignored, and
+# child processes inherit an ignored signal; a handled one is reset for them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config):
