@@ -193,14 +193,14 @@ def run_case(case, layers, shape, steps, args):
     median, best = medians(per_step), minimums(per_step)
     samples = {k: np.array(v) for k, v in per_step.items()}
 
-    def paired(a, b):
-        # Samples i of a and b were taken back to back: their ratio cancels
-        # most of the machine's slow drift.
-        return paired_ratio(samples[a], samples[b])[0]
-
-    def interval(a, b):
-        ratio, low, high = paired_ratio(samples[a], samples[b])
-        return f"{a}/{b}={ratio:.3f} [{low:.3f}, {high:.3f}]"
+    # Samples i of a and b were taken back to back: their ratio cancels most
+    # of the machine's slow drift. Each pair: (median ratio, low, high).
+    pairs = [
+        ("ema", "none"),
+        ("keras_use_ema", "none"),
+        ("ema", "keras_use_ema"),
+    ]
+    paired = {p: paired_ratio(samples[p[0]], samples[p[1]]) for p in pairs}
 
     for label, stat in (("median", median), ("min", best)):
         print(
@@ -210,19 +210,14 @@ def run_case(case, layers, shape, steps, args):
             f"ema/keras_use_ema={stat['ema'] / stat['keras_use_ema']:.3f}"
         )
     print(
-        f"  {case} paired: ema/none={paired('ema', 'none'):.3f} "
-        f"keras_use_ema/none={paired('keras_use_ema', 'none'):.3f} "
-        f"ema/keras_use_ema={paired('ema', 'keras_use_ema'):.3f}"
+        f"  {case} paired: "
+        + " ".join(f"{a}/{b}={paired[a, b][0]:.3f}" for a, b in pairs)
     )
     print(
         f"  {case} paired, 95 % interval: "
         + " ".join(
-            interval(a, b)
-            for a, b in (
-                ("ema", "none"),
-                ("keras_use_ema", "none"),
-                ("ema", "keras_use_ema"),
-            )
+            f"{a}/{b}={r:.3f} [{low:.3f}, {high:.3f}]"
+            for (a, b), (r, low, high) in paired.items()
         )
     )
     return ratio_line(
@@ -230,7 +225,7 @@ def run_case(case, layers, shape, steps, args):
         per_step,
         "ema",
         "none",
-        ratio=paired("ema", "none"),
+        ratio=paired["ema", "none"][0],
         extra=[
             f"case={case} params={params}",
             f"keras_use_ema={median['keras_use_ema']:.3g} s",
