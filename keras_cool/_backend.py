@@ -75,7 +75,6 @@ would start its backend, after which `initialize` fails).
 import atexit
 import functools
 import gc
-import math
 import sys
 
 import keras
@@ -98,10 +97,13 @@ def collect_before_exit():
 
 
 def make_ema_average():
-    """Returns `average(shadows, weights, d)`, updating `shadows` in place.
+    """Returns `average(shadows, weights, d, positive=False)`, updating
+    `shadows` in place.
 
     `shadows` are float32 `keras.Variable`s, `weights` float32 tensors of
-    the same shapes, `d` a float32 scalar tensor in [0, 1].
+    the same shapes, `d` a float32 scalar tensor in [0, 1]. `positive`:
+    the caller knows, when the step is traced, that `d > 0` at every step;
+    TensorFlow then skips the branch that makes `d = 0` an exact copy.
     """
     backend = keras.backend.backend()
     if backend == "torch":
@@ -111,7 +113,7 @@ def make_ema_average():
     return _plain_average
 
 
-def _plain_average(shadows, weights, d):
+def _plain_average(shadows, weights, d, positive=False):
     for shadow, weight in zip(shadows, weights):
         shadow.assign(d * shadow.value + (1.0 - d) * weight)
 
@@ -119,7 +121,7 @@ def _plain_average(shadows, weights, d):
 def _torch_average():
     import torch
 
-    def average(shadows, weights, d):
+    def average(shadows, weights, d, positive=False):
         with torch.no_grad():
             t = 1.0 - d
             for shadow, weight in zip(shadows, weights):
@@ -128,27 +130,37 @@ def _torch_average():
     return average
 
 
-# TensorFlow on a CPU compiles Keras's train step without XLA, so each
-# elementwise op is its own pass over memory. One XLA launch (one fused pass
-# per weight) costs about 70 µs more per step than plain assignments and
-# saves about 1 ns per weight (TF 2.21, 2-core CPU; README, "Performance"):
-# it pays from about 6e4 weights on.
-_FUSED_FROM_WEIGHTS = 65536
-
-
 def _tensorflow_average():
     import tensorflow as tf
 
-    @tf.function(jit_compile=True, autograph=False)
-    def fused(shadows, weights, d):
-        for shadow, weight in zip(shadows, weights):
-            shadow.assign(d * shadow + (1.0 - d) * weight)
-
-    def average(shadows, weights, d):
-        size = sum(math.prod(s.shape) for s in shadows)
-        if tf.distribute.has_strategy() or size < _FUSED_FROM_WEIGHTS:
+    def average(shadows, weights, d, positive=False):
+        if tf.distribute.has_strategy():
             return _plain_average(shadows, weights, d)
-        fused([s.value for s in shadows], list(weights), d)
+        alpha = 1.0 - d
+        weights = list(weights)
+
+        def lerp():
+            # shadow -= (1 - d) * (shadow - weight): two kernels per weight.
+            for shadow, weight in zip(shadows, weights):
+                variable = shadow.value
+                tf.raw_ops.ResourceApplyGradientDescent(
+                    var=variable.handle,
+                    alpha=alpha,
+                    delta=variable.read_value() - weight,
+                )
+            return tf.constant(True)
+
+        if positive:
+            lerp()
+            return
+
+        def copy():
+            # Exact where d = 0; the lerp form rounds there.
+            for shadow, weight in zip(shadows, weights):
+                shadow.assign(weight)
+            return tf.constant(False)
+
+        tf.cond(d > 0, lerp, copy)
 
     return average
 

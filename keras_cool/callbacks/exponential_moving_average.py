@@ -5,9 +5,8 @@ hook (`keras_cool/callbacks/_train_step_hook.py`), so the update is traced
 into the same compiled function as the optimizer step, right after it.
 
 - TensorFlow: `update_in_place` is part of the `tf.function`, ordered
-  after the optimizer's assignments. From 65,536 averaged weights on it
-  is compiled with XLA even when the step is not (one fused pass per
-  weight); below, plain assignments are cheaper than the XLA launch
+  after the optimizer's assignments: two kernels per weight, a
+  subtraction and TensorFlow's fused `ResourceApplyGradientDescent`
   (`keras_cool/_backend.py`).
 - JAX: `advance` is the pure update of `[step, *shadows]`; the hook
   carries that state through the jitted step, so nothing is added to the
@@ -599,6 +598,13 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             d = ops.convert_to_tensor(self.decay, "float32")
         return ops.where(t > 0, d, ops.zeros_like(d))
 
+    def _decay_is_positive(self):
+        """Whether `d > 0` at every step (t >= 1): no copy phase, and no
+        power warmup, whose first decays may round to 0 in float32."""
+        return (
+            self.start_step == 0 and self.decay > 0 and self.warmup != "power"
+        )
+
     def _plan(self, step):
         """The decay at optimizer step `step` (1-based), and whether the
         shadows update at that step (`None`: every step does)."""
@@ -665,10 +671,10 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         if due is not None:
             d = ops.where(due, d, ops.ones_like(d))  # d = 1: unchanged
         averaged, copied = self._pairs
-        weights = [
-            ops.cast(ops.stop_gradient(v.value), "float32") for _, v in averaged
-        ]
-        self._average([s for s, _ in averaged], weights, d)
+        # After the optimizer step no gradient is being recorded.
+        weights = [ops.cast(v.value, "float32") for _, v in averaged]
+        shadows = [s for s, _ in averaged]
+        self._average(shadows, weights, d, positive=self._decay_is_positive())
         for shadow, variable in copied:
             weight = ops.stop_gradient(variable.value)
             if due is not None:

@@ -73,8 +73,7 @@ def expected_shadows(steps, decay_at, update_every=1):
     "kind, kwargs, decay_at",
     [
         ("functional", dict(decay=0.9), lambda t: 0.9),
-        # 1.8e5 weights: on TensorFlow the update is one XLA launch (fused)
-        # from 6.6e4 weights on, plain assignments below.
+        # 1.8e5 weights, a wide layer's update.
         ("wide", dict(decay=0.9), lambda t: 0.9),
         (
             "subclassed",
