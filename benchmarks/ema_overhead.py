@@ -18,7 +18,15 @@ interleaved (A, B, C, A, B, C, ...).
 
 Each case prints median-, min- and paired ratios, `ema` beside
 `keras_use_ema`, and a 95 % bootstrap interval for each paired ratio (an
-interval that contains 1: the two are not told apart). The last line is
+interval that contains 1: the two are not told apart).
+
+Then the fixed cost per step alone ("update alone"): compiled optimizer
+steps with fixed gradients, no forward or backward pass and no data, as
+`fit` compiles them: Adam; Adam then the callback's update; and
+`Adam(use_ema=True)`, interleaved, `--update-steps` steps per sample. The
+EMA's cost per step is each variant's time minus Adam's, and
+(adam+ema)/keras_use_ema <= 1 means the callback costs at most what
+`use_ema` costs. The last line is
 `ema_overhead: ratio=R (ema=... s, none=... s, ...)` for the large MLP:
 the times are median seconds per step, and R is the median over samples
 of ema_i / none_i, where sample i of each variant comes from the same
@@ -86,6 +94,106 @@ def make_model(layers, use_ema, seed):
     return model
 
 
+def compiled_step(model, optimizer, ema, grads):
+    """One optimizer step with fixed `grads`, then `ema`'s update if given,
+    compiled as `fit` compiles it on this backend. Returns `(run, wait)`:
+    `run()` takes one step, `wait()` blocks until the steps are done."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        # Copies: each step donates its state, and two runners may share
+        # one model.
+        state = [
+            [keras.ops.copy(v.value) for v in model.trainable_variables],
+            [keras.ops.copy(v.value) for v in optimizer.variables],
+            ema.hook_state() if ema is not None else [],
+        ]
+
+        def step(state):
+            trainable, variables, shadows = state
+            trainable, variables = optimizer.stateless_apply(
+                variables, grads, trainable
+            )
+            if ema is not None:
+                shadows = ema.advance(shadows, trainable)
+            return [trainable, variables, shadows]
+
+        step = jax.jit(step, donate_argnums=0)
+
+        def run():
+            state[:] = step(state)
+
+        return run, lambda: jax.block_until_ready(state)
+
+    def run():
+        optimizer.apply(grads, model.trainable_variables)
+        if ema is not None:
+            ema.update_in_place()
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        run = tf.function(run, autograph=False)
+    return run, lambda: None  # TensorFlow and torch return when done
+
+
+def time_updates(case, layers, args):
+    """The fixed cost per step alone: compiled optimizer steps with fixed
+    gradients (no forward or backward pass, no data), side by side."""
+    steps = args.update_steps
+    models = {
+        "adam": make_model(layers, False, args.seed),
+        "keras_use_ema": make_model(layers, True, args.seed),
+    }
+    models["adam+ema"] = models["adam"]
+    rng = np.random.default_rng(args.seed)
+    grads = [
+        keras.ops.convert_to_tensor(
+            0.01 * rng.standard_normal(v.shape).astype("float32")
+        )
+        for v in models["adam"].trainable_variables
+    ]
+    ema = ExponentialMovingAverage(decay=0.999)
+    ema.set_model(models["adam"])
+    ema.on_train_begin()  # the shadows, as `fit` makes them
+    runners = {}
+    for name, model in models.items():
+        model.optimizer.build(model.trainable_variables)
+        run, wait = compiled_step(
+            model,
+            model.optimizer,
+            ema if name == "adam+ema" else None,
+            grads,
+        )
+
+        def steps_of(run=run, wait=wait):
+            for _ in range(steps):
+                run()
+            wait()
+
+        steps_of()  # compile
+        runners[name] = steps_of
+    times = interleaved(runners, args.update_repeats, rotate=True, per=steps)
+    ema.on_train_end()
+    print(f"  {case} update alone ({steps} steps per sample):")
+    print_times(times, scale=1e6, unit="us/step")
+    median, best = medians(times), minimums(times)
+    for label, stat in (("median", median), ("min", best)):
+        print(
+            f"  {case} update alone, {label}: EMA cost per step "
+            f"callback={1e6 * (stat['adam+ema'] - stat['adam']):.1f} us "
+            f"keras_use_ema={1e6 * (stat['keras_use_ema'] - stat['adam']):.1f}"
+            f" us; (adam+ema)/keras_use_ema="
+            f"{stat['adam+ema'] / stat['keras_use_ema']:.3f}"
+        )
+    r, low, high = paired_ratio(times["adam+ema"], times["keras_use_ema"])
+    print(
+        f"  {case} update alone, paired, 95 % interval: "
+        f"(adam+ema)/keras_use_ema={r:.3f} [{low:.3f}, {high:.3f}]"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny run")
@@ -98,6 +206,13 @@ def main():
         help="per epoch (default: 200, 100 and 20 for the three cases, "
         "so that one epoch takes about 0.1-0.2 s on a quiet core)",
     )
+    parser.add_argument(
+        "--update-steps",
+        type=int,
+        default=100,
+        help="optimizer steps per sample of the update-alone timing",
+    )
+    parser.add_argument("--update-repeats", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--depth", type=int, default=3, help="hidden layers")
@@ -122,6 +237,7 @@ def main():
         cases["mlp_large"] = (lambda: layers_of("mlp", 32, 2, 16), (16,), 4)
         args.repeats, args.timed_epochs = 1, 1
         args.steps, args.batch_size = 4, 16
+        args.update_steps, args.update_repeats = 2, 2
     print(
         f"backend={keras.backend.backend()} batch={args.batch_size} "
         f"steps/epoch={args.steps or '200/100/20'} "
@@ -135,6 +251,7 @@ def main():
     last = None
     for case, (layers, shape, steps) in cases.items():
         last = run_case(case, layers, shape, args.steps or steps, args)
+        time_updates(case, layers, args)
     print(f"load={os.getloadavg()[0]:.2f} at the end")
     print(last)
 
