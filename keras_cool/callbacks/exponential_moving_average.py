@@ -39,6 +39,50 @@ POLICIES = ("average", "copy", "ignore")
 FINAL_WEIGHTS = ("raw", "ema")
 
 
+# JAX: averaged shadows smaller than this ride through the train step as one
+# flat array, updated in one fused pass. XLA on a CPU runs one fusion per
+# array, and on small variables that launch is most of the EMA's cost.
+_PACK_BELOW = 65536
+
+
+def _packing(shadows, averaged):
+    """JAX: the indices of the shadows to keep as one flat array (none
+    under a `keras.distribution`, where each shadow has its own layout)."""
+    if keras.backend.backend() != "jax":
+        return ()
+    if keras.distribution.distribution() is not None:
+        return ()
+    small = tuple(
+        i
+        for i, (shadow, a) in enumerate(zip(shadows, averaged))
+        if a and int(np.prod(shadow.shape)) < _PACK_BELOW
+    )
+    return small if len(small) > 1 else ()
+
+
+def _pack(arrays, packed):
+    """`arrays` (one per shadow) -> `[flat, *the others]` (`packed`: the
+    indices in `flat`, in order); unchanged without `packed`."""
+    if not packed:
+        return list(arrays)
+    flat = ops.concatenate([ops.reshape(arrays[i], (-1,)) for i in packed])
+    chosen = set(packed)
+    return [flat] + [a for i, a in enumerate(arrays) if i not in chosen]
+
+
+def _unpack(arrays, packed, shapes):
+    """The inverse of `_pack`: one array per shadow, of `shapes`."""
+    if not packed:
+        return list(arrays)
+    out, offset = [None] * len(shapes), 0
+    for i in packed:
+        size = int(np.prod(shapes[i]))
+        out[i] = ops.reshape(arrays[0][offset : offset + size], shapes[i])
+        offset += size
+    rest = iter(arrays[1:])
+    return [next(rest) if a is None else a for a in out]
+
+
 def _is_float(dtype):
     return "float" in keras.backend.standardize_dtype(dtype)
 
@@ -238,6 +282,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._eval_swapped = False  # applied by on_test/predict_begin
         self._average = None  # TF/torch: the fused in-place update
         self._pairs = None  # TF/torch: (shadow, variable) per policy
+        self._packed = ()  # JAX: shadows carried as one flat array
 
     # ------------------------------------------------------------------
     # Public API
@@ -492,8 +537,11 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     def _sync(self):
         """JAX: write the live state arrays back into our variables."""
         if self._live is not None:
-            self._step.assign(self._live[0])
-            for shadow, value in zip(self._shadows, self._live[1:]):
+            step, *arrays = self._live
+            self._step.assign(step)
+            shapes = [s.shape for s in self._shadows]
+            values = _unpack(arrays, self._packed, shapes)
+            for shadow, value in zip(self._shadows, values):
                 shadow.assign(value)
             self._live = None
 
@@ -551,6 +599,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._shadows = shadows
         self._pending_state = None
         self._average = self._pairs = None
+        self._packed = _packing(shadows, averaged)
 
     def _check_loaded(self, values, paths, variables):
         """Checks a loaded state against the model's tracked variables.
@@ -687,25 +736,32 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         return list(self._variables)
 
     def hook_state(self):
-        """JAX: `[step, *shadows]`, the live arrays if training ran."""
+        """JAX: `[step, *shadows]` (small shadows packed into one flat
+        array), the live arrays if training ran."""
         if self._live is not None:
             return self._live
-        return [ops.copy(self._step.value)] + [
-            ops.copy(s.value) for s in self._shadows
-        ]
+        shadows = [ops.copy(s.value) for s in self._shadows]
+        return [ops.copy(self._step.value)] + _pack(shadows, self._packed)
 
     def advance(self, state, weights):
-        """JAX: the pure update, `[step, *shadows]` -> the next ones."""
+        """JAX: the pure update of the `hook_state` arrays."""
         step, shadows = state[0] + 1, state[1:]
         d, due = self._plan(step)
+        packed = self._packed
+        weights = [ops.stop_gradient(w) for w in weights]
+        for i in packed:
+            weights[i] = ops.cast(weights[i], "float32")
+        weights = _pack(weights, packed)
+        averaged = list(self._averaged)
+        if packed:  # the flat array holds averaged shadows only
+            averaged = [True] + [
+                a for i, a in enumerate(averaged) if i not in set(packed)
+            ]
 
         def update():
             new = []
-            for averaged, shadow, weight in zip(
-                self._averaged, shadows, weights
-            ):
-                weight = ops.stop_gradient(weight)
-                if averaged:
+            for a, shadow, weight in zip(averaged, shadows, weights):
+                if a:
                     weight = ops.cast(weight, "float32")
                     new.append(d * shadow + (1.0 - d) * weight)
                 else:

@@ -190,6 +190,26 @@ def test_batch_norm_statistics_follow_the_policy(policy):
         assert tracked == 6 and all(same)
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="the JAX train-step state"
+)
+def test_small_shadows_travel_as_one_array_on_jax():
+    # Dense(4 -> 16384): a 65,536-weight kernel travels alone; the other
+    # seven shadows (biases, BatchNormalization, a small kernel) as one.
+    model = compiled(functional_model(units=16384), keras.optimizers.SGD(1e-3))
+    ema = ExponentialMovingAverage(decay=0.9)
+    record = RecordWeights()
+    model.fit(X, Y, batch_size=8, epochs=1, verbose=0, callbacks=[record, ema])
+    state = ema.hook_state()
+    assert len(ema.tracked_variables()) == 8
+    assert len(state) == 3  # step, the packed seven, the large kernel
+    assert tuple(state[2].shape) == (4, 16384)
+    expected = expected_shadows(record.steps, lambda t: 0.9)
+    for got, e in zip(ema.ema_weights(), expected):
+        assert got.shape == e.shape
+        np.testing.assert_allclose(got, e, rtol=1e-6, atol=1e-6)
+
+
 def test_integer_and_low_precision_variables():
     model = keras.Sequential(
         [
