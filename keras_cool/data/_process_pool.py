@@ -32,6 +32,7 @@ and names one submitted batch):
 Results whose key is no longer awaited (dropped by `refresh`) are ignored.
 """
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import signal
@@ -276,7 +277,8 @@ class ProcessPool(_pools.Pool):
 
     def _send(self, key, epoch, index):
         worker = min(self.workers, key=lambda w: (len(w.keys), w.wid))
-        worker.tasks.send(("batch", key, epoch, index))
+        with self._pipes():
+            worker.tasks.send(("batch", key, epoch, index))
         worker.keys.add(key)
         self.owner[key] = worker
         self.batch_of[key] = (index, epoch)
@@ -314,9 +316,10 @@ class ProcessPool(_pools.Pool):
             raise RuntimeError(f"batch {key} was never submitted")
         by_conn = {w.results: w for w in self.workers}
         by_sentinel = {w.process.sentinel: w for w in self.workers}
-        ready = multiprocessing.connection.wait(
-            list(by_conn) + list(by_sentinel), timeout=1.0
-        )
+        with self._pipes():
+            ready = multiprocessing.connection.wait(
+                list(by_conn) + list(by_sentinel), timeout=1.0
+            )
         dead = []
         for item in ready:
             if item in by_conn:
@@ -337,6 +340,17 @@ class ProcessPool(_pools.Pool):
             except (EOFError, OSError):
                 pass
             self._died(worker)
+
+    @contextlib.contextmanager
+    def _pipes(self):
+        """A pipe error once another thread (Ctrl-C) closed the pool, whose
+        pipes it closes, means `Closed`: the caller goes on without it."""
+        try:
+            yield
+        except (OSError, ValueError):
+            if self.closed:
+                raise _pools.Closed(self.name) from None
+            raise
 
     def _handle(self, worker, message):
         """File one worker message in `ready`; raise on "fatal"."""

@@ -6,6 +6,7 @@ default ("forkserver"). Classes live at module level so worker processes
 can import them.
 """
 
+import concurrent.futures
 import multiprocessing
 import os
 import pickle
@@ -262,6 +263,37 @@ def test_interrupted_fit_leaves_no_worker_behind(monkeypatch):
     assert not multiprocessing.active_children()
     # The pool starts again when needed.
     assert len(list(data)) == 5
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_pool_closed_by_another_thread_mid_request(monkeypatch, interrupted):
+    # Ctrl-C (interrupted) or the idle reaper closes the pool, and its
+    # pipes, from another thread while the backend's data thread sends to
+    # it: the request goes on without that pool (a new pool, or computed
+    # here until the next epoch after Ctrl-C), instead of failing with
+    # "OSError: handle is closed".
+    from keras_cool.data import _process_pool
+
+    send = _process_pool.ProcessPool._send
+    closed = []
+
+    def send_after_close(self, *args):
+        if not closed:
+            closed.append(self)
+            self.interrupted = interrupted
+            self.close()
+        return send(self, *args)
+
+    monkeypatch.setattr(_process_pool.ProcessPool, "_send", send_after_close)
+    data = Noise(
+        seed=0, workers=2, use_multiprocessing=True, start_method="fork"
+    )
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        got = thread.submit(epochs_of, data, 1).result(timeout=50)
+    assert closed and closed[0].closed
+    np.testing.assert_array_equal(got, epochs_of(Noise(seed=0), 1))
     assert not multiprocessing.active_children()
 
 
