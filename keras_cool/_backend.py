@@ -16,24 +16,27 @@ weight, as does Keras's own `use_ema` update. Here:
 
 - torch: `Tensor.lerp_`, in place, one kernel per weight (what
   `torch.optim.swa_utils` uses for its EMA);
-- TensorFlow: `shadow -= (1 - d) * (shadow - weight)`, two kernels per
-  weight: a subtraction and TensorFlow's fused
-  `ResourceApplyGradientDescent`, in place. Where `d` may be 0 (a copy
-  phase), a `tf.cond` copies the weights instead, since the two-kernel form
-  rounds there. Under a `tf.distribute` strategy the plain form is used
-  (mirrored variables, cross-replica context);
+- TensorFlow: `shadow = (shadow + a * weight) / (1 + a)` with
+  `a = 1 / d - 1`, one fused in-place kernel per weight (TensorFlow's
+  `ResourceApplyProximalGradientDescent` with `l1 = 0`, `l2 = -1`). `1 / d`
+  is rounded first, so `a` and `1 + a` are exact and the two coefficients
+  sum to exactly 1. Where `d` may be 0 (a copy phase), a `tf.cond` copies
+  the weights instead. Under a `tf.distribute` strategy the plain form is
+  used (mirrored variables, cross-replica context);
 - anything else: the plain `keras.ops` form.
 
 Measured inside one `tf.function` (TF 2.21, 2-core CPU; README,
 "Performance"): on the 2.6e4 weights of a small MLP the plain form takes
-46 µs per update, Keras's `use_ema` form 59, the two-kernel form 30, one
-XLA launch of the fused form 51; on 1.33M weights 1,415, 1,426, 363 and
-287 µs.
+58-75 µs per update, the earlier two-kernel form (a subtraction, then
+`ResourceApplyGradientDescent`) 31-58, the one-kernel form 21-31; on 1.33M
+weights 627-740, 295-337 and 246-261 µs.
 
 Every form is exact at the ends (finite values): `d = 0` gives
-`shadow = weight` and `d = 1` leaves `shadow` unchanged, bit for bit.
-In between, torch's `lerp_` and TensorFlow's two-kernel form round
-differently from the plain form (within float32 rounding).
+`shadow = weight` and `d = 1` leaves `shadow` unchanged (a -0.0 may come
+back as +0.0 on TensorFlow). In between, torch's `lerp_` and TensorFlow's
+one-kernel form round differently from the plain form (within float32
+rounding); a weight that stays put keeps its shadow within a rounding
+step on every backend (`tests/test_backend.py`).
 
 Reading a TF1 checkpoint (`read_tf_checkpoint`), e.g. Google's original
 `bert_model.ckpt`: only TensorFlow reads its tensor-bundle format, so
@@ -142,29 +145,40 @@ def _tensorflow_average():
     def average(shadows, weights, d, positive=False):
         if tf.distribute.has_strategy():
             return _plain_average(shadows, weights, d)
-        alpha = 1.0 - d
         weights = list(weights)
 
         def lerp():
-            # shadow -= (1 - d) * (shadow - weight): two kernels per weight.
+            # shadow = (shadow + a * weight) / (1 + a), a = 1 / d - 1: one
+            # fused kernel per weight, ProximalGradientDescent with l1 = 0
+            # (var = (var - alpha * delta) / (1 + alpha * l2)), alpha = -a,
+            # l2 = -1. With 1 / d rounded first, a and 1 + a are exact, so
+            # the two coefficients sum to exactly 1: the shadow of a weight
+            # that stays put does not drift.
+            rates = {}
             for shadow, weight in zip(shadows, weights):
                 variable = shadow.value
-                tf.raw_ops.ResourceApplyGradientDescent(
+                dtype = variable.dtype
+                if dtype not in rates:
+                    one = tf.constant(1, dtype)
+                    a = tf.math.reciprocal(tf.cast(d, dtype)) - one
+                    rates[dtype] = (-a, tf.constant(0, dtype), -one)
+                alpha, l1, l2 = rates[dtype]
+                tf.raw_ops.ResourceApplyProximalGradientDescent(
                     var=variable.handle,
                     alpha=alpha,
-                    delta=variable.read_value() - weight,
+                    l1=l1,
+                    l2=l2,
+                    delta=weight,
                 )
-            return tf.constant(True)
 
         if positive:
             lerp()
             return
 
         def copy():
-            # Exact where d = 0; the lerp form rounds there.
+            # d = 0 (1 / d is infinite): the weights, exactly.
             for shadow, weight in zip(shadows, weights):
                 shadow.assign(weight)
-            return tf.constant(False)
 
         tf.cond(d > 0, lerp, copy)
 

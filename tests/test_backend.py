@@ -56,3 +56,28 @@ def test_decay_zero_copies_the_weights_exactly(compiled):
     )
     for got, w in zip(run(0.0, False, compiled), WEIGHTS):
         np.testing.assert_array_equal(got, w)
+
+
+@pytest.mark.parametrize("d", [0.999, 0.9995, 0.9999])
+def test_a_weight_that_stays_put_keeps_its_shadow(d):
+    # The update's two coefficients must sum to 1: TensorFlow's fused form
+    # (var + a * w) / (1 + a) with a rounded carelessly drifts a steady
+    # shadow by up to 1e-4 (relative) at these decays.
+    weight = RNG.uniform(0.5, 2.0, (1000,)).astype("float32")
+    shadow = keras.Variable(weight)
+    average = make_ema_average()
+    decay = ops.convert_to_tensor(d, "float32")
+    tensor = ops.convert_to_tensor(weight)
+
+    def steps():
+        for _ in range(300):
+            average([shadow], [tensor], decay, True)
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.function(steps, autograph=False)()
+    else:
+        steps()
+    got = np.asarray(ops.convert_to_numpy(shadow.value))
+    np.testing.assert_allclose(got, weight, rtol=3e-7, atol=0)

@@ -5,8 +5,7 @@ hook (`keras_cool/callbacks/_train_step_hook.py`), so the update is traced
 into the same compiled function as the optimizer step, right after it.
 
 - TensorFlow: `update_in_place` is part of the `tf.function`, ordered
-  after the optimizer's assignments: two kernels per weight, a
-  subtraction and TensorFlow's fused `ResourceApplyGradientDescent`
+  after the optimizer's assignments: one fused kernel per weight
   (`keras_cool/_backend.py`).
 - JAX: `advance` is the pure update of `[step, *shadows]`; the hook
   carries that state through the jitted step, so nothing is added to the
@@ -66,8 +65,13 @@ def _pack(arrays, packed):
     if not packed:
         return list(arrays)
     flat = ops.concatenate([ops.reshape(arrays[i], (-1,)) for i in packed])
+    return [flat] + _unpacked(arrays, packed)
+
+
+def _unpacked(items, packed):
+    """The `items` (one per shadow) not in `packed`, in order."""
     chosen = set(packed)
-    return [flat] + [a for i, a in enumerate(arrays) if i not in chosen]
+    return [item for i, item in enumerate(items) if i not in chosen]
 
 
 def _unpack(arrays, packed, shapes):
@@ -754,9 +758,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         weights = _pack(weights, packed)
         averaged = list(self._averaged)
         if packed:  # the flat array holds averaged shadows only
-            averaged = [True] + [
-                a for i, a in enumerate(averaged) if i not in set(packed)
-            ]
+            averaged = [True] + _unpacked(averaged, packed)
 
         def update():
             new = []
