@@ -15,6 +15,7 @@ import numpy as np
 from keras_cool._backend import collect_before_exit
 from keras_cool._backend import process_shard
 from keras_cool.data import _batch
+from keras_cool.data import _interrupt
 from keras_cool.data import _order
 from keras_cool.data import _pools
 from keras_cool.data import _process_pool
@@ -361,7 +362,7 @@ class Sequence(keras.utils.PyDataset):
             return None
         if runtime.pool is not None and runtime.pool.closed:
             self._kc_close_pool(runtime)  # closed after idling
-        if _process_pool.stopped_by_ctrl_c(runtime.interrupted):
+        if _interrupt.stopped_by_ctrl_c(runtime.interrupted):
             return None  # batches are computed here until the next epoch
         if runtime.pool is None:
             ref = weakref.ref(self)  # pools must not keep the dataset alive
@@ -485,7 +486,7 @@ class Sequence(keras.utils.PyDataset):
             runtime.last_position = None
             runtime.interrupted = None
             if self._kc_mode() == "processes":
-                _process_pool.install_interrupt_handler()
+                _interrupt.install_interrupt_handler()
             self._kc_after_hook(runtime, self._kc_run_hook("on_epoch_begin"))
 
     def _kc_on_epoch_end(self):
