@@ -23,8 +23,10 @@ interval that contains 1: the two are not told apart).
 Then the fixed cost per step alone ("update alone"): compiled optimizer
 steps with fixed gradients, no forward or backward pass and no data, as
 `fit` compiles them: Adam; Adam then the callback's update; and
-`Adam(use_ema=True)`, interleaved, `--update-steps` steps per sample. The
-EMA's cost per step is each variant's time minus Adam's, and
+`Adam(use_ema=True)`, interleaved, `--update-repeats` samples of
+`--update-steps` steps (200 samples: 30 did not resolve the small models'
+10-40 us differences on a noisy 2-core VM). The EMA's cost per step is
+each variant's time minus Adam's, and
 (adam+ema)/keras_use_ema <= 1 means the callback costs at most what
 `use_ema` costs. The last line is
 `ema_overhead: ratio=R (ema=... s, none=... s, ...)` for the large MLP:
@@ -138,10 +140,10 @@ def compiled_step(model, optimizer, ema, grads):
     return run, lambda: None  # TensorFlow and torch return when done
 
 
-def time_updates(case, layers, args):
+def time_updates(case, layers, steps, args):
     """The fixed cost per step alone: compiled optimizer steps with fixed
-    gradients (no forward or backward pass, no data), side by side."""
-    steps = args.update_steps
+    gradients (no forward or backward pass, no data), side by side;
+    `steps` per sample."""
     models = {
         "adam": make_model(layers, False, args.seed),
         "keras_use_ema": make_model(layers, True, args.seed),
@@ -209,10 +211,11 @@ def main():
     parser.add_argument(
         "--update-steps",
         type=int,
-        default=100,
-        help="optimizer steps per sample of the update-alone timing",
+        default=None,
+        help="optimizer steps per sample of the update-alone timing "
+        "(default: 100, 100 and 10 for the three cases)",
     )
-    parser.add_argument("--update-repeats", type=int, default=30)
+    parser.add_argument("--update-repeats", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--depth", type=int, default=3, help="hidden layers")
@@ -224,17 +227,29 @@ def main():
         help="comma-separated subset of mlp, convnet, mlp_large",
     )
     args = parser.parse_args()
-    cases = {  # name: (layers, input shape, steps per epoch)
-        "mlp": (lambda: layers_of("mlp", 128, 2, 64), (64,), 200),
-        "convnet": (lambda: layers_of("convnet", 0, 0, 0), (16, 16, 3), 100),
+    # name: (layers, input shape, steps per epoch, update-alone steps)
+    cases = {
+        "mlp": (lambda: layers_of("mlp", 128, 2, 64), (64,), 200, 100),
+        "convnet": (
+            lambda: layers_of("convnet", 0, 0, 0),
+            (16, 16, 3),
+            100,
+            100,
+        ),
         "mlp_large": (
             lambda: layers_of("mlp", args.width, args.depth, args.inputs),
             (args.inputs,),
             20,
+            10,
         ),
     }
     if args.quick:
-        cases["mlp_large"] = (lambda: layers_of("mlp", 32, 2, 16), (16,), 4)
+        cases["mlp_large"] = (
+            lambda: layers_of("mlp", 32, 2, 16),
+            (16,),
+            4,
+            2,
+        )
         args.repeats, args.timed_epochs = 1, 1
         args.steps, args.batch_size = 4, 16
         args.update_steps, args.update_repeats = 2, 2
@@ -249,9 +264,9 @@ def main():
         parser.error(f"--cases: unknown {sorted(unknown)}; use {list(cases)}")
     cases = {k: v for k, v in cases.items() if k in args.cases.split(",")}
     last = None
-    for case, (layers, shape, steps) in cases.items():
+    for case, (layers, shape, steps, update_steps) in cases.items():
         last = run_case(case, layers, shape, args.steps or steps, args)
-        time_updates(case, layers, args)
+        time_updates(case, layers, args.update_steps or update_steps, args)
     print(f"load={os.getloadavg()[0]:.2f} at the end")
     print(last)
 
