@@ -154,20 +154,13 @@ def _tensorflow_average():
             # l2 = -1. With 1 / d rounded first, a and 1 + a are exact, so
             # the two coefficients sum to exactly 1: the shadow of a weight
             # that stays put does not drift.
-            rates = {}
+            alpha = 1.0 - tf.math.reciprocal(d)
             for shadow, weight in zip(shadows, weights):
-                variable = shadow.value
-                dtype = variable.dtype
-                if dtype not in rates:
-                    one = tf.constant(1, dtype)
-                    a = tf.math.reciprocal(tf.cast(d, dtype)) - one
-                    rates[dtype] = (-a, tf.constant(0, dtype), -one)
-                alpha, l1, l2 = rates[dtype]
                 tf.raw_ops.ResourceApplyProximalGradientDescent(
-                    var=variable.handle,
+                    var=shadow.value.handle,
                     alpha=alpha,
-                    l1=l1,
-                    l2=l2,
+                    l1=0.0,
+                    l2=-1.0,
                     delta=weight,
                 )
 
