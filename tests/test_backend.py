@@ -17,6 +17,15 @@ SHADOWS = [
 WEIGHTS = [RNG.standard_normal(s.shape).astype("float32") for s in SHADOWS]
 
 
+def call(fn, compiled):
+    """`fn()`, inside one `tf.function` where `compiled` on TensorFlow."""
+    if compiled and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, autograph=False)()
+    return fn()
+
+
 def run(d, positive, compiled=False):
     shadows = [keras.Variable(s) for s in SHADOWS]
     weights = [ops.convert_to_tensor(w) for w in WEIGHTS]
@@ -25,12 +34,7 @@ def run(d, positive, compiled=False):
     def update():
         average(shadows, weights, ops.convert_to_tensor(d, "float32"), positive)
 
-    if compiled and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.function(update, autograph=False)()
-    else:
-        update()
+    call(update, compiled)
     return [np.asarray(ops.convert_to_numpy(s.value)) for s in shadows]
 
 
@@ -73,11 +77,6 @@ def test_a_weight_that_stays_put_keeps_its_shadow(d):
         for _ in range(300):
             average([shadow], [tensor], decay, True)
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.function(steps, autograph=False)()
-    else:
-        steps()
+    call(steps, compiled=True)
     got = np.asarray(ops.convert_to_numpy(shadow.value))
     np.testing.assert_allclose(got, weight, rtol=3e-7, atol=0)
