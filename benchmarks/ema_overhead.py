@@ -1,8 +1,10 @@
 """Step time of `fit` with keras_cool's EMA vs no EMA vs Keras's `use_ema`.
 
-Three models, one after the other ("cases"): a small MLP (about 3e4
-parameters), a small convnet (about 2e4 parameters, 16x16x3 inputs) and a
-large MLP (about 1.33M parameters: 784-640-640-640-10). For each case,
+Four models, one after the other ("cases"): a small MLP (about 3e4
+parameters), a small convnet (about 2e4 parameters, 16x16x3 inputs), a
+large MLP (about 1.33M parameters: 784-640-640-640-10, batch 256) and a
+large convnet (about 1.1M parameters: five 3x3 convolutions of 32-256
+channels on 32x32x3 inputs, then 512-10 dense, batch 32). For each case,
 three identical models are trained with Adam on random data, in one
 process, on the current backend:
 
@@ -13,8 +15,9 @@ process, on the current backend:
 "none" and "ema" share one model (fit after fit on the same instance);
 `use_ema` builds a fresh one (same seed) per run. Each run is one `fit` of
 1 + `--timed-epochs` short epochs; the first epoch (compilation) is not
-timed, each later epoch gives one per-step sample. The variants are
-interleaved (A, B, C, A, B, C, ...).
+timed, each later epoch gives one per-step sample, from its first batch to
+its end (the data iterator's start before the first batch is not a step).
+The variants are interleaved (A, B, C, A, B, C, ...).
 
 Each case prints median-, min- and paired ratios, `ema` beside
 `keras_use_ema`, and a 95 % bootstrap interval for each paired ratio (an
@@ -28,11 +31,11 @@ steps with fixed gradients, no forward or backward pass and no data, as
 10-40 us differences on a noisy 2-core VM). The EMA's cost per step is
 each variant's time minus Adam's, and
 (adam+ema)/keras_use_ema <= 1 means the callback costs at most what
-`use_ema` costs. The last line is
-`ema_overhead: ratio=R (ema=... s, none=... s, ...)` for the large MLP:
-the times are median seconds per step, and R is the median over samples
-of ema_i / none_i, where sample i of each variant comes from the same
-repeat and epoch number (taken seconds apart).
+`use_ema` costs. The last lines are one
+`ema_overhead: ratio=R (ema=... s, none=... s, ...)` per case (the large
+convnet's last): the times are median seconds per step, and R is the
+median over samples of ema_i / none_i, where sample i of each variant
+comes from the same repeat and epoch number (taken seconds apart).
 
     python benchmarks/ema_overhead.py [--quick] [--repeats 5]
 """
@@ -40,6 +43,7 @@ repeat and epoch number (taken seconds apart).
 import argparse
 import os
 import time
+import typing
 
 import keras
 import numpy as np
@@ -53,29 +57,54 @@ from _timing import ratio_line
 from keras_cool import ExponentialMovingAverage
 
 
+class Case(typing.NamedTuple):
+    layers: typing.Callable  # () -> the model's layers
+    shape: tuple  # one input's shape
+    steps: int = 4  # per epoch, in `fit`
+    update_steps: int = 2  # per sample, in the update-alone timing
+    batch: int = 256
+
+
 class EpochTimer(keras.callbacks.Callback):
+    """Seconds from each epoch's first batch to its end (the epoch-end
+    callbacks included). The start of the data iterator before the first
+    batch is left out: on TensorFlow it took 10 ms or 200-300 ms at random,
+    which made the per-step times bimodal. A batch-begin hook keeps async
+    dispatch on JAX (only batch-end hooks turn it off)."""
+
     def __init__(self):
         super().__init__()
         self.times = []
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         float(logs["loss"])  # the epoch's work is done
         self.times.append(time.perf_counter() - self.start)
 
 
+def conv(filters):
+    return keras.layers.Conv2D(filters, 3, padding="same", activation="relu")
+
+
 def layers_of(case, width, depth, inputs):
+    pool = keras.layers.MaxPooling2D
     if case == "convnet":
         return [
             keras.Input((16, 16, 3)),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            *(conv(16), pool(), conv(32), pool(), conv(32)),
             keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    if case == "convnet_large":  # `width` scales the channels (64: 1.1M)
+        return [
+            keras.Input((inputs, inputs, 3)),
+            *(conv(width // 2), pool(), conv(width), pool()),
+            *(conv(2 * width), conv(4 * width), conv(4 * width)),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(8 * width, activation="relu"),
             keras.layers.Dense(10),
         ]
     return (
@@ -205,76 +234,88 @@ def main():
         "--steps",
         type=int,
         default=None,
-        help="per epoch (default: 200, 100 and 20 for the three cases, "
-        "so that one epoch takes about 0.1-0.2 s on a quiet core)",
+        help="per epoch (default: 200, 100, 20 and 5 for the four cases, "
+        "so that one epoch takes about 0.1-0.3 s on a quiet core)",
     )
     parser.add_argument(
         "--update-steps",
         type=int,
         default=None,
         help="optimizer steps per sample of the update-alone timing "
-        "(default: 100, 100 and 10 for the three cases)",
+        "(default: 100, 100, 10 and 10 for the four cases)",
     )
     parser.add_argument("--update-repeats", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="default: 256, 256, 256 and 32 for the four cases",
+    )
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--depth", type=int, default=3, help="hidden layers")
     parser.add_argument("--inputs", type=int, default=784)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--cases",
-        default="mlp,convnet,mlp_large",
-        help="comma-separated subset of mlp, convnet, mlp_large",
+        default="mlp,convnet,mlp_large,convnet_large",
+        help="comma-separated subset of mlp, convnet, mlp_large, convnet_large",
     )
     args = parser.parse_args()
-    # name: (layers, input shape, steps per epoch, update-alone steps)
     cases = {
-        "mlp": (lambda: layers_of("mlp", 128, 2, 64), (64,), 200, 100),
-        "convnet": (
-            lambda: layers_of("convnet", 0, 0, 0),
-            (16, 16, 3),
-            100,
-            100,
+        "mlp": Case(lambda: layers_of("mlp", 128, 2, 64), (64,), 200, 100),
+        "convnet": Case(
+            lambda: layers_of("convnet", 0, 0, 0), (16, 16, 3), 100, 100
         ),
-        "mlp_large": (
+        "mlp_large": Case(
             lambda: layers_of("mlp", args.width, args.depth, args.inputs),
             (args.inputs,),
             20,
             10,
         ),
+        "convnet_large": Case(
+            lambda: layers_of("convnet_large", 64, 0, 32),
+            (32, 32, 3),
+            5,
+            10,
+            batch=32,
+        ),
     }
     if args.quick:
-        cases["mlp_large"] = (
-            lambda: layers_of("mlp", 32, 2, 16),
-            (16,),
-            4,
-            2,
+        cases["mlp_large"] = Case(lambda: layers_of("mlp", 32, 2, 16), (16,))
+        cases["convnet_large"] = Case(
+            lambda: layers_of("convnet_large", 4, 0, 8), (8, 8, 3)
         )
         args.repeats, args.timed_epochs = 1, 1
         args.steps, args.batch_size = 4, 16
         args.update_steps, args.update_repeats = 2, 2
     print(
-        f"backend={keras.backend.backend()} batch={args.batch_size} "
-        f"steps/epoch={args.steps or '200/100/20'} "
+        f"backend={keras.backend.backend()} "
+        f"batch={args.batch_size or '256/256/256/32'} "
+        f"steps/epoch={args.steps or '200/100/20/5'} "
         f"repeats={args.repeats}x{args.timed_epochs} epochs "
         f"load={os.getloadavg()[0]:.2f}"
     )
     unknown = set(args.cases.split(",")) - set(cases)
     if unknown:
         parser.error(f"--cases: unknown {sorted(unknown)}; use {list(cases)}")
-    cases = {k: v for k, v in cases.items() if k in args.cases.split(",")}
-    last = None
-    for case, (layers, shape, steps, update_steps) in cases.items():
-        last = run_case(case, layers, shape, args.steps or steps, args)
-        time_updates(case, layers, args.update_steps or update_steps, args)
+    lines = []
+    for name in args.cases.split(","):
+        case = cases[name]
+        steps = args.steps or case.steps
+        batch = args.batch_size or case.batch
+        lines.append(
+            run_case(name, case.layers, case.shape, steps, batch, args)
+        )
+        steps = args.update_steps or case.update_steps
+        time_updates(name, case.layers, steps, args)
     print(f"load={os.getloadavg()[0]:.2f} at the end")
-    print(last)
+    print("\n".join(lines))
 
 
-def run_case(case, layers, shape, steps, args):
+def run_case(case, layers, shape, steps, batch, args):
     """Times the three variants on one model; returns its ratio line."""
     rng = np.random.default_rng(args.seed)
-    n = steps * args.batch_size
+    n = steps * batch
     x = rng.standard_normal((n, *shape)).astype("float32")
     y = rng.integers(0, 10, size=(n,))
 
@@ -292,7 +333,7 @@ def run_case(case, layers, shape, steps, args):
 
     names = ["none", "ema", "keras_use_ema"]
     params = shared.count_params()
-    print(f"case={case} params={params} steps/epoch={steps}")
+    print(f"case={case} params={params} steps/epoch={steps} batch={batch}")
 
     def runner(name):
         def run():
@@ -304,7 +345,7 @@ def run_case(case, layers, shape, steps, args):
             model.fit(
                 x,
                 y,
-                batch_size=args.batch_size,
+                batch_size=batch,
                 epochs=1 + args.timed_epochs,
                 shuffle=False,
                 verbose=0,
