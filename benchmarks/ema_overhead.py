@@ -37,7 +37,7 @@ convnet's last): the times are median seconds per step, and R is the
 median over samples of ema_i / none_i, where sample i of each variant
 comes from the same repeat and epoch number (taken seconds apart).
 
-    python benchmarks/ema_overhead.py [--quick] [--repeats 5]
+    python benchmarks/ema_overhead.py [--quick] [--cases mlp_large]
 """
 
 import argparse
@@ -63,6 +63,7 @@ class Case(typing.NamedTuple):
     steps: int = 4  # per epoch, in `fit`
     update_steps: int = 2  # per sample, in the update-alone timing
     batch: int = 256
+    repeats: int = 5  # runs of `fit` per variant
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -231,7 +232,14 @@ def time_updates(case, layers, steps, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny run")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="runs of `fit` per variant (default: 5, 5, 15 and 15 for the "
+        "four cases; on the large models, 15 samples left the ratios "
+        "+-4 %% apart between runs, against EMA costs under 4 %%)",
+    )
     parser.add_argument("--timed-epochs", type=int, default=3)
     parser.add_argument(
         "--steps",
@@ -274,6 +282,7 @@ def main():
             (args.inputs,),
             20,
             10,
+            repeats=15,
         ),
         "convnet_large": Case(
             lambda: layers_of("convnet_large", 64, 0, 32),
@@ -281,6 +290,7 @@ def main():
             5,
             10,
             batch=32,
+            repeats=15,
         ),
     }
     if args.quick:
@@ -295,7 +305,7 @@ def main():
         f"backend={keras.backend.backend()} "
         f"batch={args.batch_size or '256/256/256/32'} "
         f"steps/epoch={args.steps or '200/100/20/5'} "
-        f"repeats={args.repeats}x{args.timed_epochs} epochs "
+        f"repeats={args.repeats or '5/5/15/15'}x{args.timed_epochs} epochs "
         f"load={os.getloadavg()[0]:.2f}"
     )
     unknown = set(args.cases.split(",")) - set(cases)
@@ -304,9 +314,7 @@ def main():
     lines = []
     for name in args.cases.split(","):
         case = cases[name]
-        steps = args.steps or case.steps
-        batch = args.batch_size or case.batch
-        line, step = run_case(name, case.layers, case.shape, steps, batch, args)
+        line, step = run_case(name, case, args)
         lines.append(line)
         steps = args.update_steps or case.update_steps
         cost = time_updates(name, case.layers, steps, args)
@@ -321,12 +329,14 @@ def main():
     print("\n".join(lines))
 
 
-def run_case(case, layers, shape, steps, batch, args):
+def run_case(name, case, args):
     """Times the three variants on one model; returns its ratio line and
     the median step time without EMA."""
+    layers, steps = case.layers, args.steps or case.steps
+    batch, repeats = args.batch_size or case.batch, args.repeats or case.repeats
     rng = np.random.default_rng(args.seed)
     n = steps * batch
-    x = rng.standard_normal((n, *shape)).astype("float32")
+    x = rng.standard_normal((n, *case.shape)).astype("float32")
     y = rng.integers(0, 10, size=(n,))
 
     # "none" and "ema" train one shared model, fit after fit: separate
@@ -343,7 +353,10 @@ def run_case(case, layers, shape, steps, batch, args):
 
     names = ["none", "ema", "keras_use_ema"]
     params = shared.count_params()
-    print(f"case={case} params={params} steps/epoch={steps} batch={batch}")
+    print(
+        f"case={name} params={params} steps/epoch={steps} batch={batch} "
+        f"repeats={repeats}"
+    )
 
     def runner(name):
         def run():
@@ -367,7 +380,7 @@ def run_case(case, layers, shape, steps, batch, args):
 
     per_step = interleaved(
         {name: runner(name) for name in names},
-        args.repeats,
+        repeats,
         rotate=True,
         per=steps,
         self_timed=True,
@@ -387,17 +400,17 @@ def run_case(case, layers, shape, steps, batch, args):
 
     for label, stat in (("median", median), ("min", best)):
         print(
-            f"  {case} {label} times: "
+            f"  {name} {label} times: "
             f"ema/none={stat['ema'] / stat['none']:.3f} "
             f"keras_use_ema/none={stat['keras_use_ema'] / stat['none']:.3f} "
             f"ema/keras_use_ema={stat['ema'] / stat['keras_use_ema']:.3f}"
         )
     print(
-        f"  {case} paired: "
+        f"  {name} paired: "
         + " ".join(f"{a}/{b}={paired[a, b][0]:.3f}" for a, b in pairs)
     )
     print(
-        f"  {case} paired, 95 % interval: "
+        f"  {name} paired, 95 % interval: "
         + " ".join(
             f"{a}/{b}={r:.3f} [{low:.3f}, {high:.3f}]"
             for (a, b), (r, low, high) in paired.items()
@@ -410,7 +423,7 @@ def run_case(case, layers, shape, steps, batch, args):
         "none",
         ratio=paired["ema", "none"][0],
         extra=[
-            f"case={case} params={params}",
+            f"case={name} params={params}",
             f"keras_use_ema={median['keras_use_ema']:.3g} s",
             f"keras_use_ema min ratio="
             f"{best['keras_use_ema'] / best['none']:.3f}",
