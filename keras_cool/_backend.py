@@ -18,7 +18,9 @@ weight, as does Keras's own `use_ema` update. Here:
   `torch.optim.swa_utils` uses for its EMA);
 - TensorFlow: `shadow = (shadow + a * weight) / (1 + a)` with
   `a = 1 / d - 1`, one fused in-place kernel per weight (TensorFlow's
-  `ResourceApplyProximalGradientDescent` with `l1 = 0`, `l2 = -1`). `1 / d`
+  `ResourceApplyProximalGradientDescent` with `l1 = 0`, `l2 = -1`; inside,
+  it makes two in-place passes over the shadow, a subtraction and a
+  division: five memory accesses per weight and no temporary). `1 / d`
   is rounded first, so `a` and `1 + a` are exact and the two coefficients
   sum to exactly 1. Where `d` may be 0 (a copy phase), a `tf.cond` copies
   the weights instead. Under a `tf.distribute` strategy the plain form is
