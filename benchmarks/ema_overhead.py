@@ -60,8 +60,8 @@ from keras_cool import ExponentialMovingAverage
 class Case(typing.NamedTuple):
     layers: typing.Callable  # () -> the model's layers
     shape: tuple  # one input's shape
-    steps: int = 4  # per epoch, in `fit`
-    update_steps: int = 2  # per sample, in the update-alone timing
+    steps: int  # per epoch, in `fit`
+    update_steps: int  # per sample, in the update-alone timing
     batch: int = 256
     repeats: int = 5  # runs of `fit` per variant
 
@@ -294,9 +294,11 @@ def main():
         ),
     }
     if args.quick:
-        cases["mlp_large"] = Case(lambda: layers_of("mlp", 32, 2, 16), (16,))
+        cases["mlp_large"] = Case(
+            lambda: layers_of("mlp", 32, 2, 16), (16,), 4, 2
+        )
         cases["convnet_large"] = Case(
-            lambda: layers_of("convnet_large", 4, 0, 8), (8, 8, 3)
+            lambda: layers_of("convnet_large", 4, 0, 8), (8, 8, 3), 4, 2
         )
         args.repeats, args.timed_epochs = 1, 1
         args.steps, args.batch_size = 4, 16
@@ -329,7 +331,7 @@ def main():
     print("\n".join(lines))
 
 
-def run_case(name, case, args):
+def run_case(title, case, args):
     """Times the three variants on one model; returns its ratio line and
     the median step time without EMA."""
     layers, steps = case.layers, args.steps or case.steps
@@ -354,7 +356,7 @@ def run_case(name, case, args):
     names = ["none", "ema", "keras_use_ema"]
     params = shared.count_params()
     print(
-        f"case={name} params={params} steps/epoch={steps} batch={batch} "
+        f"case={title} params={params} steps/epoch={steps} batch={batch} "
         f"repeats={repeats}"
     )
 
@@ -400,17 +402,17 @@ def run_case(name, case, args):
 
     for label, stat in (("median", median), ("min", best)):
         print(
-            f"  {name} {label} times: "
+            f"  {title} {label} times: "
             f"ema/none={stat['ema'] / stat['none']:.3f} "
             f"keras_use_ema/none={stat['keras_use_ema'] / stat['none']:.3f} "
             f"ema/keras_use_ema={stat['ema'] / stat['keras_use_ema']:.3f}"
         )
     print(
-        f"  {name} paired: "
+        f"  {title} paired: "
         + " ".join(f"{a}/{b}={paired[a, b][0]:.3f}" for a, b in pairs)
     )
     print(
-        f"  {name} paired, 95 % interval: "
+        f"  {title} paired, 95 % interval: "
         + " ".join(
             f"{a}/{b}={r:.3f} [{low:.3f}, {high:.3f}]"
             for (a, b), (r, low, high) in paired.items()
@@ -423,7 +425,7 @@ def run_case(name, case, args):
         "none",
         ratio=paired["ema", "none"][0],
         extra=[
-            f"case={name} params={params}",
+            f"case={title} params={params}",
             f"keras_use_ema={median['keras_use_ema']:.3g} s",
             f"keras_use_ema min ratio="
             f"{best['keras_use_ema'] / best['none']:.3f}",
