@@ -115,13 +115,14 @@ def layers_of(case, width, depth, inputs):
     )
 
 
-def make_model(layers, use_ema, seed):
-    keras.utils.set_random_seed(seed)
+def make_model(layers, use_ema, args):
+    keras.utils.set_random_seed(args.seed)
     model = keras.Sequential(layers())
     optimizer = keras.optimizers.Adam(1e-4, use_ema=use_ema, ema_momentum=0.999)
     model.compile(
         optimizer,
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True if args.jit_compile else "auto",
     )
     return model
 
@@ -166,7 +167,7 @@ def compiled_step(model, optimizer, ema, grads):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        run = tf.function(run, autograph=False)
+        run = tf.function(run, autograph=False, jit_compile=model.jit_compile)
     return run, lambda: None  # TensorFlow and torch return when done
 
 
@@ -175,8 +176,8 @@ def time_updates(case, layers, steps, args):
     gradients (no forward or backward pass, no data), side by side;
     `steps` per sample. Returns the EMAs' median costs per step."""
     models = {
-        "adam": make_model(layers, False, args.seed),
-        "keras_use_ema": make_model(layers, True, args.seed),
+        "adam": make_model(layers, False, args),
+        "keras_use_ema": make_model(layers, True, args),
     }
     models["adam+ema"] = models["adam"]
     rng = np.random.default_rng(args.seed)
@@ -267,11 +268,19 @@ def main():
     parser.add_argument("--inputs", type=int, default=784)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--jit-compile",
+        action="store_true",
+        help="TensorFlow: compile the steps with XLA (on a CPU Keras "
+        "compiles them without it by default); JAX always uses XLA",
+    )
+    parser.add_argument(
         "--cases",
         default="mlp,convnet,mlp_large,convnet_large",
         help="comma-separated subset of mlp, convnet, mlp_large, convnet_large",
     )
     args = parser.parse_args()
+    if args.jit_compile and keras.backend.backend() != "tensorflow":
+        parser.error("--jit-compile: for the TensorFlow backend only")
     cases = {
         "mlp": Case(lambda: layers_of("mlp", 128, 2, 64), (64,), 200, 100),
         "convnet": Case(
@@ -308,6 +317,7 @@ def main():
         f"batch={args.batch_size or '256/256/256/32'} "
         f"steps/epoch={args.steps or '200/100/20/5'} "
         f"repeats={args.repeats or '5/5/15/15'}x{args.timed_epochs} epochs "
+        f"jit_compile={args.jit_compile} "
         f"load={os.getloadavg()[0]:.2f}"
     )
     unknown = set(args.cases.split(",")) - set(cases)
@@ -345,11 +355,11 @@ def run_case(title, case, args):
     # model instances of the same shape differ in speed by up to 30 % on
     # torch (memory placement), which would swamp a 1 % cost. Keras's
     # `use_ema` needs its own optimizer, so it gets a fresh model per run.
-    shared = make_model(layers, False, args.seed)
+    shared = make_model(layers, False, args)
 
     def variant(name):
         if name == "keras_use_ema":
-            return make_model(layers, True, args.seed), None
+            return make_model(layers, True, args), None
         ema = ExponentialMovingAverage(decay=0.999) if name == "ema" else None
         return shared, ema
 
