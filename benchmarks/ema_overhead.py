@@ -31,7 +31,10 @@ steps with fixed gradients, no forward or backward pass and no data, as
 10-40 us differences on a noisy 2-core VM). The EMA's cost per step is
 each variant's time minus Adam's, and
 (adam+ema)/keras_use_ema <= 1 means the callback costs at most what
-`use_ema` costs. The last lines are one
+`use_ema` costs. On TensorFlow a fourth variant, "one_pass", times the
+floor of an EMA update that runs as its own pass without XLA: one pass
+that reads each weight and shadow and writes the shadow (the callback's
+kernel makes two). The last lines are one
 `ema_overhead: ratio=R (ema=... s, none=... s, ...)` per case (the large
 convnet's last): the times are median seconds per step, and R is the
 median over samples of ema_i / none_i, where sample i of each variant
@@ -43,6 +46,7 @@ comes from the same repeat and epoch number (taken seconds apart).
 import argparse
 import os
 import time
+import types
 import typing
 
 import keras
@@ -127,6 +131,25 @@ def make_model(layers, use_ema, args):
     return model
 
 
+def one_pass(variables):
+    """TensorFlow: the least memory traffic any in-place EMA update has, as
+    an update: one pass that reads each weight and its shadow and writes
+    the shadow (`shadow -= 0 * weight`, TensorFlow's one-pass
+    `ResourceApplyGradientDescent`), on shadows of its own."""
+    import tensorflow as tf
+
+    shadows = [keras.Variable(v.value, trainable=False) for v in variables]
+
+    def update_in_place():
+        for shadow, weight in zip(shadows, variables):
+            tf.raw_ops.ResourceApplyGradientDescent(
+                var=shadow.value.handle, alpha=0.0, delta=weight.value
+            )
+
+    # `compiled_step` calls `update_in_place()`, as it calls the callback's.
+    return types.SimpleNamespace(update_in_place=update_in_place)
+
+
 def compiled_step(model, optimizer, ema, grads):
     """One optimizer step with fixed `grads`, then `ema`'s update if given,
     compiled as `fit` compiles it on this backend. Returns `(run, wait)`:
@@ -171,15 +194,19 @@ def compiled_step(model, optimizer, ema, grads):
     return run, lambda: None  # TensorFlow and torch return when done
 
 
-def time_updates(case, layers, steps, args):
+def time_updates(title, case, args):
     """The fixed cost per step alone: compiled optimizer steps with fixed
-    gradients (no forward or backward pass, no data), side by side;
-    `steps` per sample. Returns the EMAs' median costs per step."""
+    gradients (no forward or backward pass, no data), side by side. Returns
+    each EMA variant's median cost per step."""
+    layers, steps = case.layers, args.update_steps or case.update_steps
     models = {
         "adam": make_model(layers, False, args),
         "keras_use_ema": make_model(layers, True, args),
     }
     models["adam+ema"] = models["adam"]
+    tensorflow = keras.backend.backend() == "tensorflow"
+    if tensorflow:
+        models["adam+one_pass"] = models["adam"]
     rng = np.random.default_rng(args.seed)
     grads = [
         keras.ops.convert_to_tensor(
@@ -190,14 +217,14 @@ def time_updates(case, layers, steps, args):
     ema = ExponentialMovingAverage(decay=0.999)
     ema.set_model(models["adam"])
     ema.on_train_begin()  # the shadows, as `fit` makes them
+    updates = {"adam+ema": ema}
+    if tensorflow:
+        updates["adam+one_pass"] = one_pass(models["adam"].trainable_variables)
     runners = {}
     for name, model in models.items():
         model.optimizer.build(model.trainable_variables)
         run, wait = compiled_step(
-            model,
-            model.optimizer,
-            ema if name == "adam+ema" else None,
-            grads,
+            model, model.optimizer, updates.get(name), grads
         )
 
         def steps_of(run=run, wait=wait):
@@ -209,25 +236,29 @@ def time_updates(case, layers, steps, args):
         runners[name] = steps_of
     times = interleaved(runners, args.update_repeats, rotate=True, per=steps)
     ema.on_train_end()
-    print(f"  {case} update alone ({steps} steps per sample):")
+    print(f"  {title} update alone ({steps} steps per sample):")
     print_times(times, scale=1e6, unit="us/step")
     median, best = medians(times), minimums(times)
     for label, stat in (("median", median), ("min", best)):
+        floor = ""
+        if tensorflow:
+            floor = (
+                f" one_pass={1e6 * (stat['adam+one_pass'] - stat['adam']):.1f}"
+                " us"
+            )
         print(
-            f"  {case} update alone, {label}: EMA cost per step "
+            f"  {title} update alone, {label}: EMA cost per step "
             f"callback={1e6 * (stat['adam+ema'] - stat['adam']):.1f} us "
             f"keras_use_ema={1e6 * (stat['keras_use_ema'] - stat['adam']):.1f}"
-            f" us; (adam+ema)/keras_use_ema="
+            f" us{floor}; (adam+ema)/keras_use_ema="
             f"{stat['adam+ema'] / stat['keras_use_ema']:.3f}"
         )
     r, low, high = paired_ratio(times["adam+ema"], times["keras_use_ema"])
     print(
-        f"  {case} update alone, paired, 95 % interval: "
+        f"  {title} update alone, paired, 95 % interval: "
         f"(adam+ema)/keras_use_ema={r:.3f} [{low:.3f}, {high:.3f}]"
     )
-    return {
-        k: median[k] - median["adam"] for k in ("adam+ema", "keras_use_ema")
-    }
+    return {k: median[k] - median["adam"] for k in models if k != "adam"}
 
 
 def main():
@@ -328,14 +359,18 @@ def main():
         case = cases[name]
         line, step = run_case(name, case, args)
         lines.append(line)
-        steps = args.update_steps or case.update_steps
-        cost = time_updates(name, case.layers, steps, args)
+        cost = time_updates(name, case, args)
         # The update alone resolves a cost that `fit`'s sample spread hides.
         print(
             f"  {name}: EMA cost per step (update alone, median) over the "
             f"fit step (none, median {1e3 * step:.3g} ms): callback "
             f"{100 * cost['adam+ema'] / step:.2f} %, keras_use_ema "
             f"{100 * cost['keras_use_ema'] / step:.2f} %"
+            + (
+                f", one_pass {100 * cost['adam+one_pass'] / step:.2f} %"
+                if "adam+one_pass" in cost
+                else ""
+            )
         )
     print(f"load={os.getloadavg()[0]:.2f} at the end")
     print("\n".join(lines))
