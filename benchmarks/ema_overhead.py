@@ -131,6 +131,14 @@ def make_model(layers, use_ema, args):
     return model
 
 
+# The update-alone variants beside Adam, and how their costs are printed.
+COST_LABELS = {
+    "adam+ema": "callback",
+    "keras_use_ema": "keras_use_ema",
+    "adam+one_pass": "one_pass",  # TensorFlow only
+}
+
+
 def one_pass(variables):
     """TensorFlow: the least memory traffic any in-place EMA update has, as
     an update: one pass that reads each weight and its shadow and writes
@@ -240,17 +248,14 @@ def time_updates(title, case, args):
     print_times(times, scale=1e6, unit="us/step")
     median, best = medians(times), minimums(times)
     for label, stat in (("median", median), ("min", best)):
-        floor = ""
-        if tensorflow:
-            floor = (
-                f" one_pass={1e6 * (stat['adam+one_pass'] - stat['adam']):.1f}"
-                " us"
-            )
+        costs = " ".join(
+            f"{COST_LABELS[k]}={1e6 * (stat[k] - stat['adam']):.1f} us"
+            for k in COST_LABELS
+            if k in stat
+        )
         print(
-            f"  {title} update alone, {label}: EMA cost per step "
-            f"callback={1e6 * (stat['adam+ema'] - stat['adam']):.1f} us "
-            f"keras_use_ema={1e6 * (stat['keras_use_ema'] - stat['adam']):.1f}"
-            f" us{floor}; (adam+ema)/keras_use_ema="
+            f"  {title} update alone, {label}: EMA cost per step {costs}; "
+            "(adam+ema)/keras_use_ema="
             f"{stat['adam+ema'] / stat['keras_use_ema']:.3f}"
         )
     r, low, high = paired_ratio(times["adam+ema"], times["keras_use_ema"])
@@ -258,7 +263,7 @@ def time_updates(title, case, args):
         f"  {title} update alone, paired, 95 % interval: "
         f"(adam+ema)/keras_use_ema={r:.3f} [{low:.3f}, {high:.3f}]"
     )
-    return {k: median[k] - median["adam"] for k in models if k != "adam"}
+    return {k: median[k] - median["adam"] for k in COST_LABELS if k in median}
 
 
 def main():
@@ -361,16 +366,12 @@ def main():
         lines.append(line)
         cost = time_updates(name, case, args)
         # The update alone resolves a cost that `fit`'s sample spread hides.
+        shares = ", ".join(
+            f"{COST_LABELS[k]} {100 * cost[k] / step:.2f} %" for k in cost
+        )
         print(
             f"  {name}: EMA cost per step (update alone, median) over the "
-            f"fit step (none, median {1e3 * step:.3g} ms): callback "
-            f"{100 * cost['adam+ema'] / step:.2f} %, keras_use_ema "
-            f"{100 * cost['keras_use_ema'] / step:.2f} %"
-            + (
-                f", one_pass {100 * cost['adam+one_pass'] / step:.2f} %"
-                if "adam+one_pass" in cost
-                else ""
-            )
+            f"fit step (none, median {1e3 * step:.3g} ms): {shares}"
         )
     print(f"load={os.getloadavg()[0]:.2f} at the end")
     print("\n".join(lines))
