@@ -140,8 +140,8 @@ COST_LABELS = {
 
 
 def one_pass(variables):
-    """TensorFlow: the least memory traffic any in-place EMA update has, as
-    an update: one pass that reads each weight and its shadow and writes
+    """TensorFlow: the least memory traffic an EMA update that runs as its
+    own pass has: one pass that reads each weight and its shadow and writes
     the shadow (`shadow -= 0 * weight`, TensorFlow's one-pass
     `ResourceApplyGradientDescent`), on shadows of its own."""
     import tensorflow as tf
@@ -211,10 +211,13 @@ def time_updates(title, case, args):
         "adam": make_model(layers, False, args),
         "keras_use_ema": make_model(layers, True, args),
     }
-    models["adam+ema"] = models["adam"]
-    tensorflow = keras.backend.backend() == "tensorflow"
-    if tensorflow:
-        models["adam+one_pass"] = models["adam"]
+    ema = ExponentialMovingAverage(decay=0.999)
+    ema.set_model(models["adam"])
+    ema.on_train_begin()  # the shadows, as `fit` makes them
+    updates = {"adam+ema": ema}  # each after Adam, on the "adam" model
+    if keras.backend.backend() == "tensorflow":
+        updates["adam+one_pass"] = one_pass(models["adam"].trainable_variables)
+    models.update(dict.fromkeys(updates, models["adam"]))
     rng = np.random.default_rng(args.seed)
     grads = [
         keras.ops.convert_to_tensor(
@@ -222,12 +225,6 @@ def time_updates(title, case, args):
         )
         for v in models["adam"].trainable_variables
     ]
-    ema = ExponentialMovingAverage(decay=0.999)
-    ema.set_model(models["adam"])
-    ema.on_train_begin()  # the shadows, as `fit` makes them
-    updates = {"adam+ema": ema}
-    if tensorflow:
-        updates["adam+one_pass"] = one_pass(models["adam"].trainable_variables)
     runners = {}
     for name, model in models.items():
         model.optimizer.build(model.trainable_variables)
@@ -247,11 +244,14 @@ def time_updates(title, case, args):
     print(f"  {title} update alone ({steps} steps per sample):")
     print_times(times, scale=1e6, unit="us/step")
     median, best = medians(times), minimums(times)
+
+    def costs_of(stat):  # seconds per step over Adam's, by variant
+        return {k: stat[k] - stat["adam"] for k in COST_LABELS if k in stat}
+
     for label, stat in (("median", median), ("min", best)):
         costs = " ".join(
-            f"{COST_LABELS[k]}={1e6 * (stat[k] - stat['adam']):.1f} us"
-            for k in COST_LABELS
-            if k in stat
+            f"{COST_LABELS[k]}={1e6 * cost:.1f} us"
+            for k, cost in costs_of(stat).items()
         )
         print(
             f"  {title} update alone, {label}: EMA cost per step {costs}; "
@@ -263,7 +263,7 @@ def time_updates(title, case, args):
         f"  {title} update alone, paired, 95 % interval: "
         f"(adam+ema)/keras_use_ema={r:.3f} [{low:.3f}, {high:.3f}]"
     )
-    return {k: median[k] - median["adam"] for k in COST_LABELS if k in median}
+    return costs_of(median)
 
 
 def main():
