@@ -23,26 +23,31 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=find_packages(include=["keras_cool", "keras_cool.*"]),
     install_requires=["keras>=3.12", "numpy", "h5py"],
     extras_require={
         "tensorflow": ["tensorflow>=2.16"],
         "jax": ["jax[cpu]>=0.4.30"],
-        # The CPU build: on a machine with a local CPU wheel this picks it;
-        # GPU users install their own torch first and pip keeps it.
-        "torch": ["torch>=2.2,<=2.13.0"],
+        # No upper pin: an installed torch (CPU or CUDA build) is kept. On
+        # a machine without a GPU, install PyTorch's CPU wheel first (see
+        # docs/getting_started.md), or pip picks a CUDA build.
+        "torch": ["torch>=2.2"],
         # keras_cool.models: BertTokenizer, HuggingFace safetensors. Google
         # TF1 checkpoints also need tensorflow (any Keras backend).
         "bert": ["tokenizers", "safetensors"],
         "examples": [
+            "matplotlib",
             "scikit-learn",
             "Pillow",
+            "safetensors",
             "scipy",
             "tokenizers",
             "umap-learn",
         ],
         "test": [
+            "matplotlib",
             "pytest",
             "pytest-timeout",
             "ruff",
@@ -51,6 +56,11 @@ setup(
             "scipy",
             "safetensors",
             "tokenizers",
+        ],
+        "docs": [
+            "mkdocs>=1.6",
+            "mkdocs-material>=9.5",
+            "mkdocstrings[python]>=0.26",
         ],
     },
     classifiers=[
