@@ -53,22 +53,11 @@ class AdversarialObjective(keras.layers.Layer):
     `generator_weight` is the G:D learning-rate ratio λ. Nothing toggles
     `trainable`, no second model or optimizer, no `custom_gradient`.
 
-    Two constructions, both from `GradientSwitch` (`passes`):
-
-    - **3 passes, exact for every loss**: `D(x_real)`, `D(stop(G(z)))` and
-      `D_frozen(scale_λ(G(z)))` (the first two in one call on the joined
-      batch, see `separate_batches`), with
-      `L = L_D(d_real, d_stop) + L_G(stop(d_real), d_gen)`. `D_frozen` is the
-      discriminator run through `stateless_call` with its weights behind
-      `stop_gradient`, so `L_G` sends no gradient to θ_D (nothing relies on
-      two gradients cancelling) and only `d_gen` reaches G, scaled by λ.
-      The loss shown by `fit` is `L_D + L_G`.
-    - **2 passes, gradient reversal**: `D(x_real)`, `D(reverse_λ(G(z)))`
-      (one call on the joined batch, see `separate_batches`),
-      `L = L_D(d_real, d_gen)`. Exact only where `L_G` is minus the
-      generated-data term of `L_D`: `"minimax"` and `"wasserstein"`, whose
-      default is 2 passes. Every other loss needs 3; asking for 2 raises.
-      The loss shown by `fit` is `L_D`.
+    The routing is built from `GradientSwitch` in 3 discriminator passes
+    (exact for every loss; `fit` shows `L_D + L_G`) or 2 with gradient
+    reversal (exact only where `L_G` is minus the generated-data term of
+    `L_D`; `fit` shows `L_D`). `passes=None` picks the fewest exact for
+    `loss`; asking for 2 where they are not exact raises:
 
     | loss | D / G losses | passes |
     |---|---|---|
@@ -84,71 +73,43 @@ class AdversarialObjective(keras.layers.Layer):
     | `"ali_non_saturating"` | G: `-log(1 - D(r)) - log D(g)` | 3 |
     | `"ali_su"` | G: `-log D(r) - log D(g)` | 3 |
 
-    **Several inputs, and a trainable real side (ALI / BiGAN).** The
-    discriminator may take several inputs: pass `real_samples` and
+    The discriminator may take several inputs: pass `real_samples` and
     `generated_samples` as lists with the same structure, e.g.
-    `[[x, encoder(x)], [generator(z), z]]` for ALI's `D(x, z)`. They are
-    joined input by input. With `trainable_real=True` the real samples
-    carry gradient too: `L_D` sees them behind `stop_gradient`, and the
-    generator-side loss `L_G` reaches both sides, scaled by λ, through the
-    frozen discriminator, so the encoder gets `λ·∂L_G/∂θ_E` and the
-    generator `λ·∂L_G/∂θ_G` (3 passes: one call on the joined stopped
-    batch, one frozen call on the joined switched batch). The `ali_*`
-    losses have a real-pair term in `L_G` (the other losses, except the
-    relativistic ones, have none, so they send nothing to the real side).
-    With 2 passes, the reversal is put on both sides; that is exact only
-    for `"ali_minimax"`, whose `L_G` is minus the whole `L_D`.
-
-    No label smoothing is applied. Real and generated samples go through
-    the discriminator in one call on the joined batch (as keras.io's GAN
-    does), which is the same computation as two calls when no layer mixes
-    samples, and fewer, larger kernels. A discriminator with a
-    `BatchNormalization` layer gets separate calls instead, so that each
-    batch is normalised on its own (as in the seed post, and consistent
-    with the generator's pass); set `separate_batches=True` for other
-    layers that mix samples. BatchNorm moving averages are updated by the
-    real and `stop` passes, not by the generator's pass. Dropout in D draws
-    a new mask per pass: with 3 passes this changes no routing (G's pass is
-    already cut off from θ_D), but the generator then sees a different
-    mask than the discriminator's fake pass, as in alternating training.
-    A zero-centred gradient penalty on real samples (R1, Mescheder et al.
-    2018) is optional (`gradient_penalty=γ`): it is estimated with
-    `keras.ops` only, by a finite difference along a random direction (see
-    `penalty`), adds one discriminator call on twice the real batch, and
-    reaches θ_D only.
-
-    Cost: the simultaneous update needs one generator forward pass per
-    step, where an alternating D-then-G step needs two; the discriminator
-    work is the same (3 forward passes, 2 with gradient reversal). So the
-    gain is largest when the generator dominates the step (at most 4/3
-    when it does all the work). Measured in `benchmarks/single_loss_gan.py`.
+    `[[x, encoder(x)], [generator(z), z]]` for ALI's `D(x, z)`, with
+    `trainable_real=True`. No label smoothing is applied. How the passes
+    are built, and what they cost, is described in the docs' "How it works:
+    AdversarialObjective" page.
 
     Args:
         discriminator: a Keras model or layer mapping samples to outputs
             (logits for the sigmoid losses).
-        loss: one of the names in the table above.
+        loss: one of the names in the table above. Defaults to
+            `"modified"`.
         generator_weight: λ ≥ 0, the generator's gradient factor (its
             learning rate relative to the discriminator's under SGD; Adam
             and RMSprop cancel a constant factor, so there λ matters only
             relative to other losses on G, and at 0). It lives in
             `generator_switch.factor` and can be changed during `fit`.
+            Defaults to `1.0`.
         passes: `2`, `3`, or `None` for the fewest exact for `loss`.
+            Defaults to `None`.
         separate_batches: `True` runs the discriminator on real and
             generated samples in separate calls, `False` in one call on the
-            joined batch; `None` (default) picks separate calls if and only
-            if the discriminator contains a `BatchNormalization` layer.
-            Gradients are exact either way; only layers that mix samples
-            across the batch see a difference.
-        trainable_real: `False` (default): the real samples are data, and
-            only the generated side gets λ·∂L_G. `True`: the real samples
-            come out of a trained model (ALI's encoder pair), and `L_G`
-            reaches them as well, with the same factor λ.
+            joined batch; `None` picks separate calls if and only if the
+            discriminator contains a `BatchNormalization` layer. Gradients
+            are exact either way; only layers that mix samples across the
+            batch see a difference. Defaults to `None`.
+        trainable_real: `False`: the real samples are data, and only the
+            generated side gets λ·∂L_G. `True`: the real samples come out
+            of a trained model (ALI's encoder pair), and `L_G` reaches them
+            as well, with the same factor λ. Defaults to `False`.
         gradient_penalty: γ ≥ 0, weight of the zero-centred penalty
-            `γ/2 · E‖∇_x D(x)‖²` on real samples, added to `L_D`; 0: off.
+            `γ/2 · E‖∇_x D(x)‖²` on real samples (R1), added to `L_D`; 0
+            turns it off. Defaults to `0.0`.
         penalty_step: h > 0, the finite-difference step of the penalty, in
-            the units of the samples (default 1e-3).
-        seed: seed of the penalty's random directions.
-        **kwargs: base layer arguments.
+            the units of the samples. Defaults to `1e-3`.
+        seed: seed of the penalty's random directions. Defaults to `None`.
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: `[real_samples, generated_samples]`, same batch size; each
@@ -161,6 +122,10 @@ class AdversarialObjective(keras.layers.Layer):
     Example:
 
     ```python
+    generator = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+    discriminator = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(16), keras.layers.Dense(1)]
+    )
     x_real = keras.Input((2,))
     z = keras.Input((8,))
     objective = keras_cool.layers.AdversarialObjective(
@@ -168,13 +133,9 @@ class AdversarialObjective(keras.layers.Layer):
     )
     model = keras.Model([x_real, z], objective([x_real, generator(z)]))
     model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5))
-    model.fit([x, noise], epochs=10, batch_size=256)
-
-    # ALI: D scores (x, z) pairs; both pairs carry gradient.
-    ali = keras_cool.layers.AdversarialObjective(
-        pair_discriminator, loss="ali_su", trainable_real=True
-    )
-    outputs = ali([[x_real, encoder(x_real)], [generator(z), z]])
+    x = np.random.normal(size=(64, 2))
+    noise = np.random.normal(size=(64, 8))
+    model.fit([x, noise], epochs=1, batch_size=32, verbose=0)
     ```
 
     Reference:
@@ -182,7 +143,8 @@ class AdversarialObjective(keras.layers.Layer):
         (2019); Ganin and Lempitsky, ICML 2015 (gradient reversal);
         Dumoulin et al., "Adversarially Learned Inference", ICLR 2017;
         Su Jianlin, "用变分推断统一理解生成模型", kexue.fm/archives/5716
-        (2018; `ali_su`).
+        (2018; `ali_su`); Mescheder et al., "Which Training Methods for
+        GANs do actually Converge?", ICML 2018 (R1).
     """
 
     # The names `loss` accepts (aliases aside), e.g. for a CLI's choices.

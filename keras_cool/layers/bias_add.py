@@ -15,7 +15,7 @@ class BiasAdd(keras.layers.Layer):
     followed by `BiasAdd`, Google's `cls/predictions/output_bias`).
 
     Args:
-        initializer: initializer of the bias.
+        initializer: initializer of the bias. Defaults to `"zeros"`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -31,6 +31,8 @@ class BiasAdd(keras.layers.Layer):
     tokens = keras.Input((None,), dtype="int32")
     hidden = embedding(tokens)
     logits = keras_cool.layers.BiasAdd()(embedding(hidden, reverse=True))
+    model = keras.Model(tokens, logits)
+    model.predict(np.array([[1, 2, 3]]), verbose=0).shape  # (1, 3, 1000)
     ```
     """
 

@@ -56,9 +56,12 @@ class CenterLossDense(keras.layers.Layer):
     Args:
         units: int >= 2, the number of classes.
         center_weight: float, initial weight λ of the centre loss.
-        kernel_initializer: initializer of the kernel.
-        bias_initializer: initializer of the bias.
-        centers_initializer: initializer of the class centres.
+            Defaults to `0.5`.
+        kernel_initializer: initializer of the kernel. Defaults to
+            `"glorot_uniform"`.
+        bias_initializer: initializer of the bias. Defaults to `"zeros"`.
+        centers_initializer: initializer of the class centres. Defaults
+            to `"zeros"`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -85,7 +88,9 @@ class CenterLossDense(keras.layers.Layer):
         "adam",
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    model.fit([x, y], y)
+    x = np.random.rand(32, 8, 8, 1)
+    y = np.random.randint(0, 10, size=(32,))
+    model.fit([x, y], y, epochs=1, verbose=0)
     ```
 
     Reference:

@@ -90,14 +90,17 @@ class GaussianMixturePrior(keras.layers.Layer):
 
     Args:
         num_classes: int >= 2, the number of clusters K.
-        means_initializer: initializer of the class means (default
-            `"random_normal"`, small random means that break the symmetry
-            between clusters). To start from k-means centres, assign them
-            after building: `layer.means.assign(centres)`.
+        means_initializer: initializer of the class means: small random
+            means break the symmetry between clusters. To start from
+            k-means centres, assign them after building:
+            `layer.means.assign(centres)`. Defaults to `"random_normal"`.
         kl_weight: float, initial weight of the clustering KL term.
+            Defaults to `1.0`.
         balance_weight: float, initial weight of KL(p(y|z) ‖ uniform).
+            Defaults to `1.0`.
         marginal_weight: float, initial weight of the batch-level
-            KL(mean_batch p(y|z) ‖ uniform); 0 (the default) turns it off.
+            KL(mean_batch p(y|z) ‖ uniform); 0 turns it off. Defaults to
+            `0.0`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -112,7 +115,7 @@ class GaussianMixturePrior(keras.layers.Layer):
 
     ```python
     x = keras.Input((64,))
-    h = keras.layers.Dense(256, activation="relu")(x)
+    h = keras.layers.Dense(32, activation="relu")(x)
     z_mean = keras.layers.Dense(10)(h)
     z_log_var = keras.layers.Dense(10)(h)
     z = keras_cool.layers.VariationalSampling(beta=0.0)([z_mean, z_log_var])
@@ -122,7 +125,9 @@ class GaussianMixturePrior(keras.layers.Layer):
     x_hat = keras.layers.Dense(64, activation="sigmoid")(z)
     model = keras.Model(x, [x_hat, y])
     model.compile("adam", loss=["mse", None])
-    # Generate from cluster 3: decode prior.means[3] + noise.
+    data = np.random.rand(32, 64)
+    model.fit(data, data, epochs=1, verbose=0)
+    z3 = prior.means[3][None] + keras.random.normal((4, 10))  # cluster 3
     ```
 
     Reference:

@@ -53,9 +53,11 @@ class GradientSwitch(keras.layers.Layer):
     training state and the new value is not lost.
 
     Args:
-        mode: `"pass"`, `"stop"`, `"reverse"` or `"scale"`.
+        mode: `"pass"`, `"stop"`, `"reverse"` or `"scale"`. Defaults to
+            `"pass"`.
         scale: finite float used by `"reverse"` (factor `-scale`) and
             `"scale"` (factor `scale`); ignored by the other modes.
+            Defaults to `1.0`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -67,13 +69,14 @@ class GradientSwitch(keras.layers.Layer):
     Example:
 
     ```python
+    switch = keras_cool.layers.GradientSwitch("reverse", scale=0.1)
     x = keras.Input((16,))
     features = keras.layers.Dense(8)(x)
-    reversed_features = keras_cool.layers.GradientSwitch(
-        "reverse", scale=0.1
-    )(features)
-    domain = keras.layers.Dense(1)(reversed_features)
-    # Later, inside a callback: switch.set_mode("reverse", scale=0.5)
+    domain = keras.layers.Dense(1)(switch(features))
+    model = keras.Model(x, domain)
+    model.compile("sgd", "mse")
+    model.fit(np.ones((8, 16)), np.zeros((8, 1)), verbose=0)
+    switch.set_mode("reverse", scale=0.5)  # e.g. from a callback
     ```
 
     Reference:

@@ -19,7 +19,7 @@ class PositionEmbedding(keras.layers.Layer):
     Args:
         sequence_length: the longest sequence the layer accepts (BERT's
             `max_position_embeddings`).
-        initializer: initializer of the embeddings.
+        initializer: initializer of the embeddings. Defaults to `"zeros"`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -35,6 +35,8 @@ class PositionEmbedding(keras.layers.Layer):
     tokens = keras.Input((None,), dtype="int32")
     x = keras.layers.Embedding(1000, 64)(tokens)
     x = keras_cool.layers.PositionEmbedding(512)(x)
+    model = keras.Model(tokens, x)
+    model.predict(np.array([[1, 2, 3]]), verbose=0).shape  # (1, 3, 64)
     ```
 
     Reference:

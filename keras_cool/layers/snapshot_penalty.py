@@ -48,9 +48,10 @@ class SnapshotPenalty(keras.layers.Layer):
     Args:
         network: the Keras model or layer to regularize (its trainable
             weights are snapshotted).
-        weight: λ ≥ 0, the penalty factor.
+        weight: λ ≥ 0, the penalty factor. Defaults to `1.0`.
         refresh_every: int k ≥ 1, training calls between refreshes.
-        **kwargs: base layer arguments.
+            Defaults to `1`.
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
         inputs: the network's inputs.
@@ -63,12 +64,22 @@ class SnapshotPenalty(keras.layers.Layer):
     Example:
 
     ```python
-    noise = keras.Input((16,))
+    generator = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    discriminator = keras.Sequential(
+        [keras.Input((2,)), keras.layers.Dense(1)]
+    )
+    real = keras.Input((2,))
+    noise = keras.Input((4,))
     penalty = keras_cool.layers.SnapshotPenalty(generator, weight=5.0)
     generated = penalty(noise)  # generator(noise), plus the penalty
     outputs = keras_cool.layers.AdversarialObjective(discriminator)(
         [real, generated]
     )
+    gan = keras.Model([real, noise], outputs)
+    gan.compile("adam")
+    x = np.random.normal(size=(32, 2))
+    z = np.random.normal(size=(32, 4))
+    gan.fit([x, z], epochs=1, verbose=0)
     ```
 
     Reference:

@@ -54,7 +54,8 @@ class VariationalSampling(keras.layers.Layer):
 
     Args:
         beta: float, initial weight of the KL term (the β of β-VAE).
-        seed: optional int, seed of the sampling noise.
+            Defaults to `1.0`.
+        seed: optional int, seed of the sampling noise. Defaults to `None`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -78,6 +79,8 @@ class VariationalSampling(keras.layers.Layer):
     x_hat = keras.layers.Dense(64, activation="sigmoid")(z)
     vae = keras.Model(x, x_hat)
     vae.compile("adam", loss="binary_crossentropy")  # + the KL term
+    data = np.random.rand(32, 64)
+    vae.fit(data, data, epochs=1, verbose=0)
     ```
 
     Reference:
