@@ -2,85 +2,19 @@
 
 Every other module uses only `keras` and `keras.ops`; this is the only one
 that may import a backend package (`tensorflow`, `jax`, `torch`; never
-`keras.src`). The rule is enforced by ruff (`TID251` in `pyproject.toml`)
-and by `tests/test_api_guards.py`. Add code here only where a backend truly
-must differ, with the measurement that shows it, or where only a backend
-package can do the job (reading a TensorFlow checkpoint).
+`keras.src`), enforced by ruff (`TID251`) and `tests/test_api_guards.py`.
+Code lives here only where a backend truly must differ, with the
+measurement that shows it, or where only a backend package can do the job:
 
-The EMA update `shadow <- d * shadow + (1 - d) * weight`
-(`make_ema_average`). On JAX the update written in `keras.ops` is traced
-into the compiled train step and XLA fuses it into one pass over each
-weight. Without XLA (TensorFlow's default on a CPU-only machine, and eager
-torch) the same expression runs as four kernels and three temporaries per
-weight, as does Keras's own `use_ema` update. Here:
+- `make_ema_average`: the in-place EMA update (torch `lerp_`, one fused
+  TensorFlow kernel, else `keras.ops`);
+- `once_per_step`: run an update once per step under `tf.distribute`;
+- `read_tf_checkpoint`: read a TF1 checkpoint (lazy TensorFlow import);
+- `collect_before_exit`: free tf.data iterators before interpreter exit;
+- `split_across_processes`, `process_shard`: multi-process JAX / torch.
 
-- torch: `Tensor.lerp_`, in place, one kernel per weight (what
-  `torch.optim.swa_utils` uses for its EMA);
-- TensorFlow: `shadow = (shadow + a * weight) / (1 + a)` with
-  `a = 1 / d - 1`, one fused in-place kernel per weight (TensorFlow's
-  `ResourceApplyProximalGradientDescent` with `l1 = 0`, `l2 = -1`; inside,
-  it makes two in-place passes over the shadow, a subtraction and a
-  division: five memory accesses per weight and no temporary). `1 / d`
-  is rounded first, so `a` and `1 + a` are exact and the two coefficients
-  sum to exactly 1. Where `d` may be 0 (a copy phase), a `tf.cond` copies
-  the weights instead. Under a `tf.distribute` strategy the plain form is
-  used (mirrored variables, cross-replica context);
-- anything else: the plain `keras.ops` form.
-
-Measured inside one `tf.function` (TF 2.21, 2-core CPU; README,
-"Performance"): on the 2.6e4 weights of a small MLP the plain form takes
-58-75 µs per update, the earlier two-kernel form (a subtraction, then
-`ResourceApplyGradientDescent`) 31-58, the one-kernel form 21-31; on 1.33M
-weights 627-740, 295-337 and 246-261 µs.
-
-Every form is exact at the ends (finite values): `d = 0` gives
-`shadow = weight` and `d = 1` leaves `shadow` unchanged (a -0.0 may come
-back as +0.0 on TensorFlow). In between, torch's `lerp_` and TensorFlow's
-one-kernel form round differently from the plain form (within float32
-rounding); a weight that stays put keeps its shadow within a rounding
-step on every backend (`tests/test_backend.py`).
-
-Reading a TF1 checkpoint (`read_tf_checkpoint`), e.g. Google's original
-`bert_model.ckpt`: only TensorFlow reads its tensor-bundle format, so
-TensorFlow is imported lazily, on any Keras backend, with an install hint
-when it is missing. The arrays come back as numpy; nothing else of
-TensorFlow is used.
-
-Once per step under a `tf.distribute` strategy (`once_per_step`). Inside
-`MirroredStrategy`, Keras runs the train step once per replica, so a
-callback's in-place update written in `keras.ops` ran once per replica: an
-EMA with 2 replicas averaged with decay^2 (measured: off by 0.42 after two
-epochs, equal to a one-device EMA with decay 0.81). `once_per_step` runs
-the update in a `merge_call`, i.e. once, in cross-replica context, where
-reading a mirrored weight gives its (synchronised) value and assigning a
-mirrored variable writes every replica. On JAX the step is one SPMD
-program (nothing to do), and torch has no `keras.distribution`.
-
-Collecting tf.data iterators before interpreter shutdown
-(`collect_before_exit`, TensorFlow). Keras feeds a `PyDataset` to `fit`
-through `tf.data.Dataset.from_generator(...).prefetch(AUTOTUNE)`, and after
-an error or `KeyboardInterrupt` in `fit` that iterator is left in a
-reference cycle. Python then frees it in its final garbage collection,
-after other threads have been barred from the interpreter: the prefetch
-thread's pending generator call can never finish and the iterator's
-destructor waits for it forever (1 exit in 9 hung in a measured loop; gdb:
-main thread in `~PrefetchDatasetOp::Iterator`, prefetch thread in
-`GeneratorDataset::GetNextInternal`). An `atexit` `gc.collect()` frees the
-cycle while threads can still run (0 hangs in 57 runs of the same loop).
-
-Whether a variable is split across the processes of a multi-process JAX
-job (`split_across_processes`: multi-host `ModelParallel`): writing one
-file of it needs a gather keras_cool does not do, so callbacks that write
-weights refuse it at `on_train_begin` instead of failing in JAX at the
-first save.
-
-Which process of a multi-process job this is (`process_shard`), for
-`Sequence(shard="auto")`: Keras 3.15 has no public process index. It is
-read from JAX once `jax.distributed` is initialised (what
-`keras.distribution.initialize` does), else from `torch.distributed` when
-it is initialised; neither package is imported here if it is not loaded
-already, and JAX is not asked before its distributed runtime is up (asking
-would start its backend, after which `initialize` fails).
+Why each exists, and what was measured, is in the docs' "How it works:
+the backend module" page.
 """
 
 import atexit
@@ -150,12 +84,9 @@ def _tensorflow_average():
         weights = list(weights)
 
         def lerp():
-            # shadow = (shadow + a * weight) / (1 + a), a = 1 / d - 1: one
-            # fused kernel per weight, ProximalGradientDescent with l1 = 0
-            # (var = (var - alpha * delta) / (1 + alpha * l2)), alpha = -a,
-            # l2 = -1. With 1 / d rounded first, a and 1 + a are exact, so
-            # the two coefficients sum to exactly 1: the shadow of a weight
-            # that stays put does not drift.
+            # shadow = (shadow + a * weight) / (1 + a), a = 1 / d - 1, as
+            # ProximalGradientDescent (alpha = -a, l1 = 0, l2 = -1); see
+            # docs/how_it_works/ema.md.
             alpha = 1.0 - tf.math.reciprocal(d)
             for shadow, weight in zip(shadows, weights):
                 tf.raw_ops.ResourceApplyProximalGradientDescent(
@@ -199,8 +130,8 @@ def read_tf_checkpoint(prefix, skip=None):
         raise ImportError(
             "Reading a TensorFlow checkpoint needs the tensorflow package "
             "(any Keras backend can then use the weights): pip install "
-            "tensorflow-cpu, or tensorflow. Or convert the checkpoint to "
-            "HuggingFace safetensors once and load that."
+            "tensorflow. Or convert the checkpoint to HuggingFace "
+            "safetensors once and load that."
         ) from error
     reader = tf.train.load_checkpoint(str(prefix))
     names = sorted(reader.get_variable_to_shape_map())

@@ -79,34 +79,38 @@ class Evaluator(keras.callbacks.Callback):
         evaluate_fn: Python callable, `evaluate_fn(model) -> float`; called
             with the model being trained.
         name: key of the value in `logs` (e.g. `"val_cluster_acc"`).
+            Defaults to `"score"`.
         mode: `"max"` if larger is better, `"min"` if smaller is better.
+            Defaults to `"max"`.
         filepath: where to keep the best weights, ending in `.weights.h5`;
-            `None` keeps only `best` / `best_epoch`.
+            `None` keeps only `best` / `best_epoch`. Defaults to `None`.
         every_n_epochs: evaluate after every n-th epoch (epochs n, 2n, ...
-            counting from 1); other epochs have no `logs[name]`.
+            counting from 1); other epochs have no `logs[name]`. Defaults
+            to `1`.
         initial_value_threshold: a value must beat this to count as the
-            first best (like `ModelCheckpoint`'s).
+            first best (like `ModelCheckpoint`'s). Defaults to `None`.
         weights_context: optional zero-argument callable returning a context
-            manager, see above.
-        verbose: 1 prints the value and whether it was saved.
+            manager, see above. Defaults to `None`.
+        verbose: 1 prints the value and whether it was saved. Defaults to
+            `0`.
 
     Example:
 
     ```python
-    def cluster_accuracy(model):
-        labels = model.predict(x_val, verbose=0).argmax(-1)
-        return best_matching_accuracy(y_val, labels)  # numpy
+    x, y = np.random.rand(64, 4), np.random.randint(0, 3, size=(64,))
+    x_val, y_val = x[:16], y[:16]
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile("adam", "sparse_categorical_crossentropy")
 
-    model.fit(
-        x,
-        epochs=50,
-        callbacks=[
-            Evaluator(cluster_accuracy, name="acc", mode="max",
-                      filepath="best.weights.h5"),
-            keras.callbacks.EarlyStopping(monitor="acc", mode="max",
-                                          patience=5),
-        ],
+    def accuracy(model):  # any metric computed in numpy
+        labels = model.predict(x_val, verbose=0).argmax(-1)
+        return float(np.mean(labels == y_val))
+
+    evaluator = keras_cool.callbacks.Evaluator(
+        accuracy, name="acc", mode="max", filepath="best.weights.h5"
     )
+    stop = keras.callbacks.EarlyStopping(monitor="acc", mode="max")
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[evaluator, stop])
     model.load_weights("best.weights.h5")
     ```
 

@@ -1,21 +1,7 @@
 """Exponential moving average (EMA) of a model's weights, as a callback.
 
-Where the update runs: the callback is a member of the model's train-step
-hook (`keras_cool/callbacks/_train_step_hook.py`), so the update is traced
-into the same compiled function as the optimizer step, right after it.
-
-- TensorFlow: `update_in_place` is part of the `tf.function`, ordered
-  after the optimizer's assignments: one fused kernel per weight
-  (`keras_cool/_backend.py`).
-- JAX: `advance` is the pure update of `[step, *shadows]`; the hook
-  carries that state through the jitted step, so nothing is added to the
-  model's variables and nothing syncs per step. `_sync` writes the live
-  state back into the callback's variables when it is read.
-- torch: `update_in_place` runs right after the optimizer step, one
-  in-place `lerp_` per weight.
-
-The decay and `update_every` logic is written once (`_plan`); both forms
-use it.
+Where the update runs on each backend, and why this is a callback with a
+train-step hook, is described in the docs' "How it works: EMA" page.
 """
 
 import contextlib
@@ -167,44 +153,55 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
     values saved by `apply_ema_weights()` (bit-identical).
 
     Args:
-        decay: float in [0, 1), the EMA decay (momentum). Default 0.999.
-        warmup: `None`, `"tfa"` or `"power"` (see above).
+        decay: float in [0, 1), the EMA decay (momentum). Defaults to
+            `0.999`.
+        warmup: `None`, `"tfa"` or `"power"` (see above). Defaults to
+            `None`.
         warmup_gamma: float > 0, timm's `warmup_gamma` (`"power"` only).
+            Defaults to `1.0`.
         warmup_power: float > 0, timm's `warmup_power` (`"power"` only);
             2/3 reaches 0.999 after about 31.6K steps, 3/4 after 10K.
+            Defaults to `2 / 3`.
         start_step: int >= 0; the shadows copy the weights until this many
-            optimizer steps have run, then averaging starts.
+            optimizer steps have run, then averaging starts. Defaults to
+            `0`.
         update_every: int >= 1; update the average every N optimizer steps
-            (the decay is applied per update).
+            (the decay is applied per update). Defaults to `1`.
         non_trainable: what to do with non-trainable variables.
-            `"average"` (default, like timm): float ones (BatchNorm moving
+            `"average"` (like timm): float ones (BatchNorm moving
             mean/variance) are averaged, others (integer counters, seed
             states) are copied. `"copy"`: all are copied at each update.
-            `"ignore"`: they are not tracked, and swapping leaves them alone.
-        validate_on_ema: bool; if True (default), validation during `fit`,
-            and `evaluate`/`predict` called with this callback, run on the
-            EMA weights; the raw weights are restored afterwards.
+            `"ignore"`: they are not tracked, and swapping leaves them
+            alone. Defaults to `"average"`.
+        validate_on_ema: bool; if True, validation during `fit`, and
+            `evaluate`/`predict` called with this callback, run on the
+            EMA weights; the raw weights are restored afterwards. Defaults
+            to `True`.
         swap_on_epoch: bool; if True, the EMA weights are in the model from
             this callback's `on_epoch_end` to the next epoch's start, so
             callbacks listed after it (`ModelCheckpoint`, a callback that
-            calls `predict`) see the EMA weights. Default False.
-        final_weights: `"raw"` (default) or `"ema"`: what the model holds
-            when `fit` returns. With `"ema"`, `reset_old_weights()` brings
-            the raw weights back, and the next `fit` starts from them.
+            calls `predict`) see the EMA weights. Defaults to `False`.
+        final_weights: `"raw"` or `"ema"`: what the model holds when `fit`
+            returns. With `"ema"`, `reset_old_weights()` brings the raw
+            weights back, and the next `fit` starts from them. Defaults to
+            `"raw"`.
         state_path: optional file name (may contain `{epoch}`); if set, the
             EMA state is saved there (atomically) at every epoch end, for
-            resuming together with a `ModelCheckpoint`.
+            resuming together with a `ModelCheckpoint`. Defaults to `None`.
         **kwargs: passed to `keras.callbacks.Callback`.
 
     Example:
 
     ```python
-    ema = keras_cool.callbacks.ExponentialMovingAverage(decay=0.999)
-    model.fit(x, y, validation_data=(xv, yv), callbacks=[ema])
+    x, y = np.random.rand(64, 4), np.random.rand(64, 1)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    ema = keras_cool.callbacks.ExponentialMovingAverage(decay=0.9)
+    model.fit(x, y, validation_split=0.25, callbacks=[ema], verbose=0)
     with ema.swapped_weights():
-        model.evaluate(xv, yv)  # on EMA weights
+        model.evaluate(x, y, verbose=0)  # on the EMA weights
     ema.save_ema_model("ema_model.keras")
-    ema.save_state("ema_state.npz")  # resume: ema.load_state(...) + fit
+    ema.save_state("ema_state.npz")  # to resume: ema.load_state(...), fit
     ```
 
     Reference:
@@ -369,7 +366,7 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         """A context manager: EMA weights inside, raw weights restored
         bit-exactly on exit (also on exceptions).
 
-        Example: `with ema.swapped_weights(): model.evaluate(x, y)`.
+        For instance `with ema.swapped_weights(): model.evaluate(x, y)`.
         """
         return self._swapped()
 

@@ -25,19 +25,13 @@ class LinearWarmup(keras.callbacks.Callback):
     on, the optimizer uses exactly its original learning rate.
 
     - Float learning rate: the optimizer's learning-rate variable is
-      assigned for each warmup step inside the compiled train step (right
-      after the optimizer step, for the next one: no per-batch Python work,
-      so `fit` keeps its asynchronous dispatch), and set back to the exact
-      original value when the warmup ends or training stops. Where the
-      train-step hook cannot run (a `keras.distribution` on JAX), it is
-      assigned before each step in Python instead, through `self.model`.
-    - `LearningRateSchedule`: Keras forbids assigning it, so at the start of
-      `fit` the schedule is wrapped in a registered `WarmupSchedule` that
-      multiplies it by the warmup factor (a function of the optimizer step,
-      so nothing is assigned per step and no per-batch work is done). At the
-      end of `fit` the optimizer gets back a schedule with the original
-      config (deserialized from the optimizer config, so custom schedules
-      must be registered) and the train function is rebuilt.
+      assigned for each warmup step inside the compiled train step (no
+      per-batch Python work), and set back to the exact original value
+      when the warmup ends or training stops.
+    - `LearningRateSchedule`: during `fit` the schedule is wrapped in a
+      registered `WarmupSchedule`. At the end of `fit` the optimizer gets
+      back a schedule with the original config (deserialized from the
+      optimizer config, so custom schedules must be registered).
 
     The warmup is counted from the optimizer step at the first `fit` that
     uses this callback (or from `start_step`); calling `fit` again with the
@@ -49,26 +43,33 @@ class LinearWarmup(keras.callbacks.Callback):
     (`LossScaleOptimizer`) the inner optimizer's learning rate is warmed up.
 
     Args:
-        warmup_steps: number of optimizer steps of the warmup.
+        warmup_steps: number of optimizer steps of the warmup. Defaults
+            to `None`.
         warmup_epochs: number of epochs of the warmup instead; converted to
             steps with `params["steps"]` (the steps per epoch of `fit`).
             Give exactly one of `warmup_steps` and `warmup_epochs`.
-        start_step: optimizer step at which the warmup starts. Default: the
+            Defaults to `None`.
+        start_step: optimizer step at which the warmup starts; `None`: the
             step when the first `fit` with this callback starts. Pass 0 to
             tie the warmup to the optimizer's own step count, so training
             resumed from a checkpoint (e.g. `BackupAndRestore`) past the
-            warmup does not warm up again.
-        verbose: 1 prints a line when the warmup ends.
+            warmup does not warm up again. Defaults to `None`.
+        verbose: 1 prints a line when the warmup ends. Defaults to `0`.
 
     Example:
 
     ```python
+    x, y = np.random.rand(32, 4), np.random.rand(32, 1)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    model.fit(x, y, epochs=20, callbacks=[LinearWarmup(warmup_epochs=2)])
+    warmup = keras_cool.callbacks.LinearWarmup(warmup_epochs=1)
+    model.fit(x, y, epochs=2, batch_size=8, callbacks=[warmup], verbose=0)
 
-    schedule = keras.optimizers.schedules.CosineDecay(1e-3, 10_000)
+    # With a schedule: it is multiplied by the warmup factor.
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, 100)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
-    model.fit(x, y, callbacks=[LinearWarmup(warmup_steps=500)])
+    warmup = keras_cool.callbacks.LinearWarmup(warmup_steps=4)
+    model.fit(x, y, batch_size=8, callbacks=[warmup], verbose=0)
     ```
 
     Reference:

@@ -32,12 +32,10 @@ class SampleGrid(keras.callbacks.Callback):
     written atomically by `keras_cool.utils.save_png`; Pillow is imported
     only then, with an actionable error if it is missing.
 
-    The model state is synced before the generator runs (on JAX the trained
-    weights are detached from the model during an epoch), so a generator
-    that is a sub-model of the model being trained shows its current
-    weights. Step frames are taken in `on_train_batch_begin` (after the
-    given number of completed steps) plus one at the end of training, so
-    the callback keeps Keras's asynchronous batch-end dispatch.
+    A generator that is a sub-model of the model being trained shows its
+    current weights (the model state is synced first on JAX). Step frames
+    are taken before the step after every n completed steps, plus one at
+    the end of training.
 
     Args:
         generator: a Keras layer or model (called with `training=False`), a
@@ -49,39 +47,52 @@ class SampleGrid(keras.callbacks.Callback):
             for epoch frames, the current 1-based epoch for step frames) and
             `step` (optimizer steps completed), e.g.
             `"samples/epoch_{epoch:03d}.png"` or
-            `"samples/step_{step:06d}.png"`.
+            `"samples/step_{step:06d}.png"`. Defaults to
+            `"samples/epoch_{epoch:03d}.png"`.
         every_n_epochs: write a frame after every n-th epoch; `None`: never.
+            Defaults to `1`.
         every_n_steps: write a frame after every n-th optimizer step;
-            `None`: never.
-        mode: `"images"` or `"points"`.
+            `None`: never. Defaults to `None`.
+        mode: `"images"` or `"points"`. Defaults to `"images"`.
         value_range: (low, high) of the generated pixel values, images
             only; `None`: uint8 outputs are pixels (0..255), others are in
-            (0, 1). Checked at construction (finite, low < high).
+            (0, 1). Checked at construction (finite, low < high). Defaults
+            to `None`.
         image_shape: optional (h, w) or (h, w, c) to reshape flat outputs
-            (n, h*w*c) into images.
-        rows: number of grid rows (images); default near-square.
+            (n, h*w*c) into images. Defaults to `None`.
+        rows: number of grid rows (images); `None`: near-square. Defaults
+            to `None`.
         size: width and height in pixels of the scatter plot (points).
-        limits: (low, high) axis limits of the scatter plot; default from
-            the data (fix them to make frames comparable).
+            Defaults to `256`.
+        limits: (low, high) axis limits of the scatter plot; `None`: from
+            the data (fix them to make frames comparable). Defaults to
+            `None`.
         reference: optional (m, 2) array drawn under the points, e.g. the
-            true mode centres.
+            true mode centres. Defaults to `None`.
         weights_context: optional zero-argument callable returning a
             context manager during which the model holds other weights
             (e.g. an EMA callback's `swapped_weights`); frames are generated
-            inside it.
-        verbose: 1 prints each written path.
+            inside it. Defaults to `None`.
+        verbose: 1 prints each written path. Defaults to `0`.
 
     Example:
 
     ```python
-    noise = np.random.default_rng(0).normal(size=(64, latent_dim))
-    grid = SampleGrid(
+    generator = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(64, activation="tanh")]
+    )
+    model = keras.Sequential([generator, keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    noise = np.random.default_rng(0).normal(size=(16, 8))
+    grid = keras_cool.callbacks.SampleGrid(
         generator,
         noise,
         "samples/epoch_{epoch:03d}.png",
         value_range=(-1, 1),
+        image_shape=(8, 8),
     )
-    gan.fit(dataset, epochs=20, callbacks=[grid])
+    model.fit(noise, np.zeros((16, 1)), epochs=2, callbacks=[grid], verbose=0)
+    # samples/epoch_001.png, samples/epoch_002.png: 4x4 grids of 8x8 images
     ```
 
     Reference:

@@ -64,13 +64,9 @@ class VariableScheduler(keras.callbacks.Callback):
     called with a symbolic step, e.g. `lambda step: ops.minimum(1.0,
     step / 1000)`; it gets the step as a float32 tensor) is evaluated
     inside the compiled train step, right after the optimizer step: nothing
-    runs per batch in Python and `fit` keeps its asynchronous dispatch.
-    Any other schedule (plain Python: `min`, `math`, NumPy) is called
-    before each step in Python, and the write goes through `self.model`
-    first, so that on JAX the training state is synced and the new value
-    reaches the next compiled step; this sync costs a little on JAX each
-    time the value changes (steps where `schedule` returns the same value
-    as before are skipped).
+    runs per batch in Python. Any other schedule (plain Python: `min`,
+    `math`, NumPy) is called before each step in Python; on JAX each
+    change of value then costs a sync of the training state.
 
     On JAX, a variable made from a Python number without a `dtype`
     (`keras.Variable(0.0)`) is weakly typed, and its first assignment after
@@ -91,15 +87,16 @@ class VariableScheduler(keras.callbacks.Callback):
             for `per="epoch"`. The value is cast to the variable's dtype and
             broadcast to its shape.
         per: `"step"` (before every training step) or `"epoch"` (at the
-            start of every epoch).
-        name: key for `logs`; default the variable's name. `False`: do not
-            log.
-        verbose: 1 prints the value at the end of each epoch.
-        in_graph: `None` (default): evaluate a per-step schedule inside the
-            train step where it can be (see above). `False`: always call
-            it in Python (e.g. a `keras.ops` schedule that reads Python
-            state that changes during training). `True`: require it, and
-            raise a `ValueError` where it cannot be.
+            start of every epoch). Defaults to `"step"`.
+        name: key for `logs`; `None`: the variable's name. `False`: do not
+            log. Defaults to `None`.
+        verbose: 1 prints the value at the end of each epoch. Defaults to
+            `0`.
+        in_graph: `None`: evaluate a per-step schedule inside the train
+            step where it can be (see above). `False`: always call it in
+            Python (e.g. a `keras.ops` schedule that reads Python state
+            that changes during training). `True`: require it, and raise a
+            `ValueError` where it cannot be. Defaults to `None`.
 
     Example:
 
@@ -116,11 +113,15 @@ class VariableScheduler(keras.callbacks.Callback):
             return kl
 
     kl_layer = KLLoss()
-    ...
-    anneal = VariableScheduler(
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, kl_layer(keras.layers.Dense(4)(inputs)))
+    model.compile("adam", "mse")
+    anneal = keras_cool.callbacks.VariableScheduler(
         kl_layer.beta, lambda step: min(1.0, step / 1000), per="step"
     )
-    model.fit(x, y, callbacks=[anneal])
+    x = np.random.rand(32, 4)
+    model.fit(x, x, epochs=1, batch_size=8, callbacks=[anneal], verbose=0)
+    float(kl_layer.beta)  # 0.003 after 4 steps
     ```
 
     Reference:

@@ -62,6 +62,7 @@ class OutputCapture:
             (`"*/attention/softmax*"`), or a tag name given to
             `keras_cool.capture`; or a predicate `fn(layer) -> bool`.
         output_key: key of the model's own outputs in `predict` results.
+            Defaults to `"outputs"`.
 
     Example:
 
@@ -69,10 +70,12 @@ class OutputCapture:
     mha = keras.layers.MultiHeadAttention(2, 8, name="attention")
     inputs = keras.Input((5, 8))
     model = keras.Model(inputs, mha(inputs, inputs))
+    x = np.random.rand(3, 5, 8)
     with keras_cool.OutputCapture(model, "attention/softmax*") as cap:
         model(x)
-    probs = next(iter(cap.outputs.values()))  # (batch, heads, 5, 5)
+    probs = next(iter(cap.outputs.values()))  # (3, 2, 5, 5): batch, heads
     arrays = keras_cool.OutputCapture(model, "*softmax*").predict(x)
+    sorted(arrays)  # ['attention/softmax', 'outputs']
     ```
 
     Reference:

@@ -51,9 +51,11 @@ def capture(name, tensor):
             x = keras_cool.capture("normalized", keras.ops.normalize(x))
             return x * 2.0
 
+    model = keras.Sequential([keras.Input((4,)), Normal()])
+    x = np.random.rand(2, 4)
     with keras_cool.OutputCapture(model, ["normalized"]) as cap:
         model(x)
-    cap["normalized"]
+    cap["normalized"].shape  # (2, 4)
     ```
     """
     if not _ACTIVE:

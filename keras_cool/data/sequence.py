@@ -36,29 +36,32 @@ class Sequence(keras.utils.PyDataset):
     (`self.rng`, and the global `numpy.random` / `random` generators)
     depends only on `(seed, epoch, batch index)`; `open_resources()` opens
     files once per worker process; worker errors are re-raised with the
-    batch index; `get_state()` / `set_state()` resume mid-epoch. See the
-    README ("Data") for the full behaviour and its design.
+    batch index; `get_state()` / `set_state()` resume mid-epoch. The docs'
+    "Data with Sequence" guide describes the full behaviour, and "How it
+    works: Sequence" its design.
 
     Args:
         workers: Number of workers: threads, or processes with
             `use_multiprocessing=True`. With `workers` <= 1 and no
             multiprocessing, batches are computed in the calling thread.
+            Defaults to `1`.
         use_multiprocessing: Whether the workers are processes (needed to
             run CPU-bound Python/NumPy code in parallel). The dataset must
-            then be picklable.
+            then be picklable. Defaults to `False`.
         max_queue_size: Maximum number of batches prefetched ahead.
-            Defaults to 10.
+            Defaults to `10`.
         seed: Base seed of all randomness. `None` draws one from the global
             NumPy generator at construction (so `keras.utils.set_random_seed`
-            makes runs reproducible).
+            makes runs reproducible). Defaults to `None`.
         shuffle: Whether to shuffle the batch order every epoch (seeded).
-        start_method: Start method of worker processes: "forkserver"
-            (default where available), "spawn" or "fork". Scripts using
-            "forkserver" or "spawn" need an `if __name__ == "__main__":`
-            guard.
+            Defaults to `False`.
+        start_method: Start method of worker processes: `"forkserver"`,
+            `"spawn"` or `"fork"`; `None`: `"forkserver"` where available.
+            Scripts using `"forkserver"` or `"spawn"` need an
+            `if __name__ == "__main__":` guard. Defaults to `None`.
         persistent_workers: Keep worker processes or threads alive across
             epochs instead of starting them every epoch. Call `close()` (or
-            use a `with` block) when done.
+            use a `with` block) when done. Defaults to `False`.
         shard: Optional `(index, count)`: keep batches `index`, `index +
             count`, ... of each epoch's order (the same order on every host,
             dropping the last `len % count` batches so every shard has the
@@ -67,33 +70,35 @@ class Sequence(keras.utils.PyDataset):
             `keras.distribution.initialize` ran, or `torch.distributed`
             when initialised), else `(0, 1)`. Give each process a dataset
             of per-process batches (global batch size / process count).
+            Defaults to `None` (every batch).
 
     Example:
 
     ```python
-    class Digits(keras_cool.Sequence):
-        def __init__(self, path, batch_size=32, **kwargs):
+    np.save("x.npy", np.random.rand(64, 4).astype("float32"))
+    np.save("y.npy", np.random.rand(64, 1).astype("float32"))
+
+    class Arrays(keras_cool.Sequence):
+        def __init__(self, batch_size=16, **kwargs):
             super().__init__(**kwargs)
-            self.path = path
             self.batch_size = batch_size
-            with h5py.File(path, "r") as f:
-                self.count = len(f["x"])
 
         def open_resources(self):  # once per worker process
-            self.file = h5py.File(self.path, "r")
+            self.x = np.load("x.npy", mmap_mode="r")
+            self.y = np.load("y.npy", mmap_mode="r")
 
         def __len__(self):
-            return self.count // self.batch_size
+            return 64 // self.batch_size
 
         def __getitem__(self, index):
             s = slice(index * self.batch_size, (index + 1) * self.batch_size)
-            x, y = self.file["x"][s], self.file["y"][s]
-            noise = self.rng.normal(0.0, 0.1, x.shape)  # per-batch, seeded
-            return x + noise, y
+            noise = self.rng.normal(0.0, 0.1, (self.batch_size, 4))  # seeded
+            return self.x[s] + noise, self.y[s]
 
-    data = Digits("digits.h5", workers=2, use_multiprocessing=True,
-                  seed=0, shuffle=True)
-    model.fit(data, epochs=3, shuffle=False)
+    data = Arrays(workers=2, seed=0, shuffle=True)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    model.fit(data, epochs=2, shuffle=False, verbose=0)  # data shuffles
     ```
 
     Reference:

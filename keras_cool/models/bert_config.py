@@ -61,8 +61,14 @@ def load_bert_config(config):
     Example:
 
     ```python
-    config = keras_cool.models.load_bert_config("uncased_L-12_H-768_A-12")
-    config["hidden_size"]  # 768
+    import json
+
+    google = {"vocab_size": 100, "hidden_size": 16, "num_hidden_layers": 2}
+    google |= {"num_attention_heads": 2, "intermediate_size": 32}
+    with open("bert_config.json", "w") as f:
+        json.dump(google, f)
+    config = keras_cool.models.load_bert_config(".")  # or the file's path
+    config["hidden_size"], config["layer_norm_eps"]  # (16, 1e-12)
     ```
     """
     if not isinstance(config, dict):

@@ -98,15 +98,17 @@ def build_bert(
         checkpoint: optional weights to load, any format
             `load_bert_weights` reads (Google TF1 checkpoint prefix,
             HuggingFace folder or `model.safetensors`), loaded strictly.
-        mlm: add the masked-language-model head.
-        nsp: add the next-sentence-prediction head.
+            Defaults to `None`.
+        mlm: add the masked-language-model head. Defaults to `False`.
+        nsp: add the next-sentence-prediction head. Defaults to `False`.
         hidden_act: overrides the config's `hidden_act`. Names follow
             HuggingFace: `"gelu"` is the exact erf GELU, `"gelu_new"` the
             tanh approximation (Google's `modeling.py` since Feb 2019),
-            `"relu"`, `"silu"`, ...
+            `"relu"`, `"silu"`, ...; `None` keeps the config's. Defaults to
+            `None`.
         sequence_length: static input length, or None for any length up
-            to `max_position_embeddings`.
-        name: the model's name.
+            to `max_position_embeddings`. Defaults to `None`.
+        name: the model's name. Defaults to `"bert"`.
 
     Returns:
         A `keras.Model`.
@@ -114,12 +116,20 @@ def build_bert(
     Example:
 
     ```python
-    model = keras_cool.models.build_bert(
-        "uncased_L-12_H-768_A-12/bert_config.json",
-        checkpoint="uncased_L-12_H-768_A-12/bert_model.ckpt",
-    )
-    outputs = model.predict([token_ids, segment_ids])
-    outputs["sequence_output"], outputs["pooled_output"]
+    config = {  # or the path of a bert_config.json / config.json
+        "vocab_size": 100,
+        "hidden_size": 16,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+    }
+    model = keras_cool.models.build_bert(config, mlm=True)
+    # Google's or HuggingFace's weights: checkpoint="bert_model.ckpt".
+    token_ids = np.array([[2, 17, 42, 3, 0, 0]])
+    segment_ids = np.zeros_like(token_ids)
+    outputs = model.predict([token_ids, segment_ids], verbose=0)
+    outputs["sequence_output"].shape  # (1, 6, 16)
+    outputs["mlm_logits"].shape  # (1, 6, 100)
     ```
 
     Reference:

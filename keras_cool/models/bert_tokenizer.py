@@ -15,7 +15,7 @@ def _wordpiece(vocabulary, lowercase, strip_accents):
     except ImportError as error:
         raise ImportError(
             "BertTokenizer needs the HuggingFace tokenizers package: pip "
-            'install tokenizers, or pip install "keras-cool[bert]".'
+            "install tokenizers"
         ) from error
     return BertWordPieceTokenizer(
         vocabulary,
@@ -53,18 +53,21 @@ class BertTokenizer:
         vocabulary: path of a `vocab.txt` (one token a line, the id is the
             line number), or a list of tokens in id order.
         lowercase: lowercase the text (uncased checkpoints) or not
-            (cased ones).
-        strip_accents: strip accents; default: the same as `lowercase`
-            (as Google's and HuggingFace's tokenizers do).
+            (cased ones). Defaults to `True`.
+        strip_accents: strip accents; `None`: the same as `lowercase` (as
+            Google's and HuggingFace's tokenizers do). Defaults to `None`.
 
     Example:
 
     ```python
-    tokenizer = keras_cool.models.BertTokenizer("vocab.txt")
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocabulary += ["the", "cat", "sat", "it", "was", "happy", "."]
+    tokenizer = keras_cool.models.BertTokenizer(vocabulary)  # or "vocab.txt"
     token_ids, segment_ids = tokenizer.encode(
-        "The cat sat.", "It was happy.", length=32
+        "The cat sat.", "It was happy.", length=12
     )
-    ids, segments = tokenizer.encode_batch(["a text", "another"], length=8)
+    token_ids  # [2, 5, 6, 7, 11, 3, 8, 9, 10, 11, 3, 0]
+    ids, segments = tokenizer.encode_batch(["the cat", "it sat"], length=6)
     ```
 
     Reference:

@@ -93,8 +93,7 @@ def _read_safetensors(files):
     except ImportError as error:
         raise ImportError(
             "Reading HuggingFace safetensors needs the safetensors package "
-            "(no torch needed): pip install safetensors, or pip install "
-            '"keras-cool[bert]".'
+            "(no torch needed): pip install safetensors"
         ) from error
     weights = {}
     for path in files:
@@ -161,8 +160,12 @@ def read_bert_weights(path):
     Example:
 
     ```python
-    weights = keras_cool.models.read_bert_weights("bert_model.ckpt")
-    weights["bert/embeddings/word_embeddings"].shape  # (30522, 768)
+    from safetensors.numpy import save_file
+
+    hf = {"bert.embeddings.word_embeddings.weight": np.zeros((100, 16))}
+    save_file(hf, "model.safetensors")  # or a Google "bert_model.ckpt"
+    weights = keras_cool.models.read_bert_weights("model.safetensors")
+    weights["bert/embeddings/word_embeddings"].shape  # (100, 16)
     ```
     """
     path = os.fspath(path)
@@ -287,7 +290,7 @@ def load_bert_weights(model, path, strict=True):
         model: a model made by `build_bert`.
         path: weights, see `read_bert_weights`; or a dict already read.
         strict: raise (True) or warn (False) on missing / unused
-            variables.
+            variables. Defaults to `True`.
 
     Returns:
         dict with the sorted lists `loaded`, `missing`, `unused` and
@@ -296,9 +299,23 @@ def load_bert_weights(model, path, strict=True):
     Example:
 
     ```python
-    model = keras_cool.models.build_bert("bert_config.json", nsp=True)
-    report = keras_cool.models.load_bert_weights(model, "bert_model.ckpt")
-    report["skipped"]  # ['cls/predictions/...'] (no MLM head built)
+    config = {
+        "vocab_size": 100,
+        "hidden_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+    }
+    model = keras_cool.models.build_bert(config)
+    # Usually a path: "bert_model.ckpt", or a HuggingFace folder.
+    weights = {
+        "bert/embeddings/word_embeddings": np.ones((100, 16)),
+        "cls/predictions/output_bias": np.zeros(100),
+    }
+    # strict=False warns about the missing variables instead of raising.
+    report = keras_cool.models.load_bert_weights(model, weights, strict=False)
+    report["loaded"]  # ['bert/embeddings/word_embeddings']
+    report["skipped"]  # ['cls/predictions/output_bias'] (no MLM head)
     ```
     """
     weights = path if isinstance(path, dict) else read_bert_weights(path)

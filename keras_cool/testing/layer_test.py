@@ -79,7 +79,7 @@ def run_serialization_test(instance, init_kwargs=None):
         instance: the object to check (a layer, loss, callback, ...).
         init_kwargs: optional dict, the arguments `instance` was built
             with; simple values (numbers, strings, tuples of them) must
-            come back unchanged from `get_config()`.
+            come back unchanged from `get_config()`. Defaults to `None`.
 
     Returns:
         The object revived from JSON.
@@ -184,7 +184,10 @@ def run_model_saving_test(model, input_data, atol=1e-6, rtol=1e-6):
     Args:
         model: a built `keras.Model`.
         input_data: inputs the model accepts (array, list or dict).
-        atol, rtol: tolerances for the output comparison.
+        atol: absolute tolerance for the output comparison. Defaults to
+            `1e-6`.
+        rtol: relative tolerance for the output comparison. Defaults to
+            `1e-6`.
 
     Returns:
         The loaded model.
@@ -269,21 +272,31 @@ def run_layer_test(
 
     Args:
         layer_cls: the layer class.
-        init_kwargs: dict of constructor arguments.
+        init_kwargs: dict of constructor arguments. Defaults to `None`
+            (none).
         input_data: numpy input: an array, a list of arrays (passed as one
             list argument) or a dict of arrays (passed as keyword
-            arguments). The first axis is the batch.
+            arguments). The first axis is the batch. Defaults to `None`.
         input_shape: instead of `input_data`, a shape (with batch size)
-            for random float32 data.
+            for random float32 data. Defaults to `None`.
         call_kwargs: dict of non-tensor keyword arguments for `call`.
-        expected_output_shape: shape, or list of shapes, with batch size.
-        expected_num_trainable_weights: int, or None to skip.
-        expected_num_non_trainable_weights: int, or None to skip.
-        expected_num_losses: int, or None to skip.
-        run_saving_check: whether to save and reload a model.
+            Defaults to `None` (none).
+        expected_output_shape: shape, or list of shapes, with batch size;
+            `None` skips the check. Defaults to `None`.
+        expected_num_trainable_weights: int, or None to skip. Defaults to
+            `None`.
+        expected_num_non_trainable_weights: int, or None to skip. Defaults
+            to `None`.
+        expected_num_losses: int, or None to skip. Defaults to `None`.
+        run_saving_check: whether to save and reload a model. Defaults to
+            `True`.
         run_training_check: whether to `fit` one step. Float outputs are
             fitted to zeros with MSE; the layer's own losses are added.
-        atol, rtol: tolerances for comparing outputs.
+            Defaults to `True`.
+        atol: absolute tolerance for comparing outputs. Defaults to
+            `1e-6`.
+        rtol: relative tolerance for comparing outputs. Defaults to
+            `1e-6`.
 
     Returns:
         The eagerly called layer instance.

@@ -50,12 +50,14 @@ def tile_images(images, rows=None, value_range=None, padding=1):
 
     Args:
         images: array of shape (n, h, w), (n, h, w, 1) or (n, h, w, 3).
-        rows: number of rows; default: a near-square grid.
+        rows: number of rows; `None`: a near-square grid. Defaults to
+            `None`.
         value_range: (low, high) of the input values, e.g. (0, 1) or
-            (-1, 1); values outside are clipped. `None` (default): uint8
-            images are pixels (0..255) and are tiled unchanged, others are
-            taken in (0, 1). NaN or inf values raise a `ValueError`.
-        padding: pixels of black between tiles.
+            (-1, 1); values outside are clipped. `None`: uint8 images are
+            pixels (0..255) and are tiled unchanged, others are taken in
+            (0, 1). NaN or inf values raise a `ValueError`. Defaults to
+            `None`.
+        padding: pixels of black between tiles. Defaults to `1`.
 
     Returns:
         uint8 array (H, W) for grayscale or (H, W, 3) for RGB.
@@ -64,6 +66,7 @@ def tile_images(images, rows=None, value_range=None, padding=1):
 
     ```python
     grid = keras_cool.utils.tile_images(np.random.rand(16, 8, 8))
+    grid.shape  # (35, 35): 4 x 4 tiles of 8 x 8, 1 pixel apart
     ```
     """
     images = np.asarray(images)
@@ -102,12 +105,14 @@ def plot_points(
 
     Args:
         points: array (n, 2), drawn in blue (or per-point `colors`).
-        size: width and height in pixels.
-        limits: (low, high) for both axes; default: from the data.
+        size: width and height in pixels. Defaults to `256`.
+        limits: (low, high) for both axes; `None`: from the data. Defaults
+            to `None`.
         reference: optional array (m, 2) drawn in red underneath (e.g. the
-            true mode centres).
-        colors: optional uint8 array (n, 3).
-        radius: point radius in pixels.
+            true mode centres). Defaults to `None`.
+        colors: optional uint8 array (n, 3); `None`: blue. Defaults to
+            `None`.
+        radius: point radius in pixels. Defaults to `1`.
 
     Returns:
         uint8 array (size, size, 3), white background.
@@ -116,6 +121,7 @@ def plot_points(
 
     ```python
     image = keras_cool.utils.plot_points(np.random.normal(size=(500, 2)))
+    image.shape  # (256, 256, 3)
     ```
     """
     points = np.asarray(points, "float64")
@@ -172,6 +178,7 @@ def save_png(image, path):
     Example:
 
     ```python
+    grid = keras_cool.utils.tile_images(np.random.rand(16, 8, 8))
     keras_cool.utils.save_png(grid, "samples.png")
     ```
     """
@@ -179,8 +186,7 @@ def save_png(image, path):
         from PIL import Image
     except ImportError as error:
         raise ImportError(
-            "Writing PNG files needs Pillow: pip install Pillow "
-            '(or pip install "keras-cool[examples]").'
+            "Writing PNG files needs Pillow: pip install Pillow"
         ) from error
     image = np.asarray(image)
     if image.dtype != np.uint8:

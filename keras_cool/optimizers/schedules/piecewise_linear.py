@@ -64,7 +64,9 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
         schedule: dict `{step: multiplier}` or list of `(step, multiplier)`
             pairs; steps are integers >= 0, all different.
         base_learning_rate: the learning rate the multipliers scale.
+            Defaults to `1.0`.
         from_zero: prepend the point `(0, 0.0)` when no point is at step 0.
+            Defaults to `True`.
 
     Example:
 
@@ -72,7 +74,9 @@ class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
     schedule = keras_cool.optimizers.schedules.PiecewiseLinear(
         {1000: 1.0, 10_000: 0.1}, base_learning_rate=2e-5
     )
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=...)
+    float(schedule(500))  # 1e-05: halfway through the warmup
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     ```
 
     Reference:

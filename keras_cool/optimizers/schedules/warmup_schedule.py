@@ -24,7 +24,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         schedule: the `keras.optimizers.schedules.LearningRateSchedule`
             to warm up.
         warmup_steps: number of optimizer steps of the warmup, >= 1.
-        start_step: optimizer step at which the warmup starts.
+        start_step: optimizer step at which the warmup starts. Defaults to
+            `0`.
 
     Example:
 
@@ -33,6 +34,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         keras.optimizers.schedules.CosineDecay(1e-3, 10_000), 500
     )
     optimizer = keras.optimizers.Adam(schedule)
+    float(schedule(249))  # half of CosineDecay's value at step 249
     ```
     """
 
