@@ -285,7 +285,9 @@ def add_rejection_arguments(parser):
     )
 
 
-def rejection_metrics(generator, real, scale, name, rng, args):
+def rejection_metrics(
+    generator, real, scale, name, rng, args, return_samples=False
+):
     """Scores of 2,500 samples of `generator` after rejection sampling
     (`rejection_sample`), with a fresh classifier of G's width that sees
     random Fourier features of its input.
@@ -293,7 +295,8 @@ def rejection_metrics(generator, real, scale, name, rng, args):
     `real` are training points (divided by `scale`). Returns a dict:
     `drs_modes`, `drs_hq` (%), `drs_rkl` (as `mode_metrics`), `drs_kept`
     (% of G's samples kept) and `drs_s` (seconds). With `args.quick`, the
-    classifier trains 10 steps.
+    classifier trains 10 steps. With `return_samples`, returns
+    `(dict, the kept samples in data coordinates)`.
     """
     import keras
 
@@ -309,26 +312,29 @@ def rejection_metrics(generator, real, scale, name, rng, args):
     steps = 10 if args.quick else args.rejection_steps
     kept, rate = rejection_sample(generator, classifier, real, 2500, rng, steps)
     modes, hq, reverse_kl = mode_metrics(kept * scale, name)
-    return {
+    scores = {
         "drs_modes": modes,
         "drs_hq": 100 * hq,
         "drs_rkl": reverse_kl,
         "drs_kept": 100 * rate,
         "drs_s": time.time() - start,
     }
+    return (scores, kept * scale) if return_samples else scores
 
 
-def save_scatter(samples, name, path, rng, colors=None):
-    """Scatter plot of `samples` (blue) over real points (red), as a PNG."""
-    import keras_cool
+def save_scatter(samples, name, path, rng, title, label="generated"):
+    """Scatter plot of `samples` (blue) over 2,500 real points (red), with
+    the modes captured and the share of high-quality samples in the title.
+    """
+    from _plots import scatter
 
-    limit = PLOT_LIMIT[name]
-    image = keras_cool.utils.plot_points(
+    modes, hq, _ = mode_metrics(samples, name)
+    total = len(mixture_centres(name))
+    return scatter(
         samples,
-        size=384,
-        limits=(-limit, limit),
-        reference=sample_mixture(name, 2500, rng),
-        colors=colors,
+        sample_mixture(name, 2500, rng),
+        path,
+        f"{title}: {modes}/{total} modes, {100 * hq:.1f} % high quality",
+        PLOT_LIMIT[name],
+        label=label,
     )
-    keras_cool.utils.save_png(image, path)
-    return path

@@ -1,4 +1,11 @@
-"""An adversarial autoencoder (AAE) in one `fit`, with a VAE as baseline.
+"""
+Title: An adversarial autoencoder (AAE) in one `fit`, with a VAE as baseline
+Description: `keras_cool.layers.AdversarialObjective` on the latent space
+    pushes an encoder's codes toward N(0, I) while a decoder reconstructs
+    the digits: one `compile`, one `fit` for all three networks.
+What you will see: a table of reconstruction error and of how well the
+    codes match N(0, I) (MMD² and a KS statistic), for the AAE and the VAE
+    of `vae.py`, and grids of digits decoded from prior samples.
 
 An AAE swaps the roles of x and z in a GAN: a discriminator on the latent
 space tells prior samples `z ~ N(0, I)` from codes `E(x)`, and the encoder
@@ -20,6 +27,7 @@ prior samples.
 
     python examples/aae.py
     python examples/aae.py --epochs 200 --seed 1
+    python examples/aae.py --quick         # a smoke run
 """
 
 import argparse
@@ -27,57 +35,75 @@ import os
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
 from _data import load_images
+from _plots import image_grid
 from vae import BinaryCrossentropySum
 from vae import build_vae
 
 import keras_cool
 
+# ## Settings
+#
+# `--help` lists every option with its default. `--quick` is the smoke run
+# the tests use, written to `outputs/aae/quick/`.
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--latent-dim", type=int, default=8)
-    parser.add_argument("--hidden", type=int, default=256)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=HelpFormatter
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--epochs", type=int, default=100, help="passes over the images"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="images per step"
+    )
+    parser.add_argument(
+        "--latent-dim", type=int, default=8, help="dimensions of z"
+    )
+    parser.add_argument(
+        "--hidden", type=int, default=256, help="units per hidden layer"
+    )
     parser.add_argument(
         "--adversarial-weight",
         type=float,
         default=1.0,
         help="λ_adv: the encoder's adversarial gradient factor",
     )
-    parser.add_argument("--output-dir", default="outputs/aae")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--output-dir", default="outputs/aae", help="where the PNGs go"
+    )
+    add_quick_argument(parser)
     args = parser.parse_args(argv)
     args.beta, args.dataset = 1.0, "digits"
     if args.quick:
         args.epochs, args.hidden = 2, 32
-    return args
+    return quick_output_dir(args)
 
 
-"""
-## Data
-
-1,797 digit images in [0, 1]; the prior samples the latent discriminator
-sees as "real" are drawn once per epoch's worth of images (fresh each
-epoch through a generator would work too).
-"""
+# ## Data
+#
+# 1,797 digit images in [0, 1]; the prior samples the latent discriminator
+# sees as "real" are drawn once per epoch's worth of images (fresh each
+# epoch through a generator would work too).
 
 
 def prior_samples(n, latent_dim, rng, epochs):
     return rng.normal(size=(epochs * n, latent_dim)).astype("float32")
 
 
-"""
-## Model
-
-Encoder `E: x -> z` (deterministic), decoder `G: z -> x` (sigmoid pixels),
-latent discriminator `D: z -> logit`. The model's outputs are the
-reconstruction (compiled with a sum-over-pixels cross-entropy, as in
-`vae.py`) and the objective layer's scores (no compiled loss; the layer
-adds its own).
-"""
+# ## Model
+#
+# Encoder `E: x -> z` (deterministic), decoder `G: z -> x` (sigmoid pixels),
+# latent discriminator `D: z -> logit`. The model's outputs are the
+# reconstruction (compiled with a sum-over-pixels cross-entropy, as in
+# `vae.py`) and the objective layer's scores (no compiled loss; the layer
+# adds its own).
 
 
 def build_aae(shape, args):
@@ -117,11 +143,9 @@ def build_aae(shape, args):
     return aae, encoder, decoder
 
 
-"""
-## Training
-
-One `fit` for the AAE (data + prior samples), one for the VAE baseline.
-"""
+# ## Training
+#
+# One `fit` for the AAE (data + prior samples), one for the VAE baseline.
 
 
 def train_aae(x, args, rng):
@@ -150,14 +174,12 @@ def train_vae(x, args):
     return encoder, decoder
 
 
-"""
-## Evaluation
-
-Reconstruction MSE per pixel on all images; MMD² (RBF kernel, bandwidth
-√d, unbiased) between 1,797 codes and as many prior samples, with the same
-statistic for two prior samples as the floor; mean per-dimension KS
-statistic against N(0, 1).
-"""
+# ## Evaluation
+#
+# Reconstruction MSE per pixel on all images; MMD² (RBF kernel, bandwidth
+# √d, unbiased) between 1,797 codes and as many prior samples, with the same
+# statistic for two prior samples as the floor; mean per-dimension KS
+# statistic against N(0, 1).
 
 
 def mmd2(a, b):
@@ -191,6 +213,11 @@ def evaluate(x, encoder, decoder, rng):
     }
 
 
+# ## Putting it together
+#
+# The AAE, then the VAE from the same seed, both scored on all images.
+
+
 def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
@@ -209,34 +236,31 @@ def main(argv=None):
         rng.normal(size=(len(x), args.latent_dim)),
     )
 
-    """
-    ## Outputs
-
-    The two rows, the MMD² floor, grids of decoded prior samples, and one
-    `RESULT` line.
-    """
+    # Outputs: the two rows, the MMD² floor, grids of decoded prior
+    # samples, and one `RESULT` line.
     print("| model | recon MSE | MMD² to N(0, I) | mean KS |")
     print("|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['mse']:.4f} | {r['mmd2']:.4f} | {r['ks']:.3f} |")
     print(f"MMD² between two prior samples of this size: {floor:.4f}")
-    os.makedirs(args.output_dir, exist_ok=True)
     z = rng.normal(size=(64, args.latent_dim)).astype("float32")
     for name, decoder in decoders.items():
-        path = os.path.join(args.output_dir, f"{name}_prior_samples.png")
-        images = decoder.predict(z, verbose=0)
-        keras_cool.utils.save_png(
-            keras_cool.utils.tile_images(images, rows=8), path
+        path = image_grid(
+            decoder.predict(z, verbose=0),
+            os.path.join(args.output_dir, f"{name}_prior_samples.png"),
+            f"{name.upper()}: the decoder on 64 draws z ~ N(0, I)",
+            rows=8,
+            xlabel="each tile: decoder(z), the same z for both models",
         )
         print("wrote", path)
-    print(
-        "RESULT "
-        + " ".join(
+    print_result(
+        args,
+        " ".join(
             f"{name}_{k}={v:.4f}"
             for name, r in results.items()
             for k, v in r.items()
         )
-        + f" mmd2_floor={floor:.4f}"
+        + f" mmd2_floor={floor:.4f}",
     )
 
 

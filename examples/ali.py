@@ -1,4 +1,12 @@
-"""ALI / BiGAN on 2-D mixtures: three objectives, one loss, one `fit`.
+"""
+Title: ALI / BiGAN on 2-D mixtures: three objectives, one loss, one `fit`
+Description: `keras_cool.layers.AdversarialObjective(trainable_real=True)`
+    trains a generator, an encoder and a pair discriminator in one loss;
+    three encoder+generator objectives are compared over seeds.
+What you will see: per objective and seed, the modes captured and % of
+    high-quality samples of G(z), the reconstruction rate of G(E(x)), the
+    medians next to published ALI rows, and scatter plots of samples and
+    reconstructions.
 
 Adversarially learned inference trains a generator `G: z -> x` and an
 encoder `E: x -> z` against a discriminator that scores pairs: `D(x, z)`
@@ -26,6 +34,7 @@ rejection sampling by a density-ratio classifier (the `drs_` columns, as in
 
     python examples/ali.py --data ring
     python examples/ali.py --data grid --objectives ali_su --seeds 5
+    python examples/ali.py --quick         # a smoke run
 """
 
 import argparse
@@ -34,6 +43,10 @@ import time
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
 from _mixtures import add_rejection_arguments
 from _mixtures import format_table
 from _mixtures import mixture_centres
@@ -55,44 +68,78 @@ PUBLISHED = {
 }
 
 
+# ## Settings
+#
+# `--help` lists every option with its default. `--quick` is the smoke run
+# the tests use (one seed, 10 steps), written to `outputs/ali/quick/`.
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", choices=["ring", "grid"], default="ring")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        choices=["ring", "grid"],
+        default="ring",
+        help="the ring of 8 or the grid of 25 Gaussians",
+    )
     parser.add_argument(
         "--objectives",
         nargs="+",
         choices=OBJECTIVES,
         default=list(OBJECTIVES),
+        help="the encoder+generator objectives to train",
     )
     parser.add_argument("--seed", type=int, default=0, help="first seed")
-    parser.add_argument("--seeds", type=int, default=5, help="how many")
-    parser.add_argument("--steps", type=int, default=8000)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--final-lr", type=float, default=0.1)
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="how many seeds, from --seed"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=8000, help="training steps per run"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="points per step"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="Adam's initial step size (cosine decay to --final-lr of it)",
+    )
+    parser.add_argument(
+        "--final-lr",
+        type=float,
+        default=0.1,
+        help="cosine decay ends at this fraction of the learning rate",
+    )
     parser.add_argument(
         "--gradient-penalty",
         type=float,
         default=0.0,
         help="γ of the zero-centred penalty on real pairs; 0: off",
     )
-    parser.add_argument("--latent-dim", type=int, default=2)
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument(
+        "--latent-dim", type=int, default=2, help="dimensions of z"
+    )
+    parser.add_argument(
+        "--width", type=int, default=128, help="units per layer of G, E, D"
+    )
     add_rejection_arguments(parser)
-    parser.add_argument("--output-dir", default="outputs/ali")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--output-dir", default="outputs/ali", help="where the plots go"
+    )
+    add_quick_argument(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.seeds, args.width, args.batch_size = 10, 1, 16, 64
-    return args
+    return quick_output_dir(args)
 
 
-"""
-## Data
-
-Points from the mixture scaled so the largest centre coordinate is 1, and
-the generator's noise `z ~ N(0, I)`.
-"""
+# ## Data
+#
+# Points from the mixture scaled so the largest centre coordinate is 1, and
+# the generator's noise `z ~ N(0, I)`.
 
 
 def training_data(args, seed):
@@ -103,13 +150,11 @@ def training_data(args, seed):
     return real, noise
 
 
-"""
-## Model
-
-Three MLPs: G (z -> x), E (x -> z) and D((x, z) -> logit). The objective
-layer gets the two pairs as lists; with `trainable_real=True` the real
-pair's `E(x)` is trained through the frozen discriminator, as `G(z)` is.
-"""
+# ## Model
+#
+# Three MLPs: G (z -> x), E (x -> z) and D((x, z) -> logit). The objective
+# layer gets the two pairs as lists; with `trainable_real=True` the real
+# pair's `E(x)` is trained through the frozen discriminator, as `G(z)` is.
 
 
 def build(args, objective_name, seed):
@@ -144,11 +189,9 @@ def build(args, objective_name, seed):
     return model, generator, encoder
 
 
-"""
-## Training
-
-One `fit` per objective and seed.
-"""
+# ## Training
+#
+# One `fit` per objective and seed.
 
 
 def train(args, objective_name, seed):
@@ -166,14 +209,12 @@ def train(args, objective_name, seed):
     return generator, encoder, real, time.time() - start
 
 
-"""
-## Evaluation
-
-Generation: 2,500 samples `G(z)`, scored with VEEGAN's rule.
-Reconstruction: 2,500 real points `x` with known modes; a point counts when
-`G(E(x))` is nearest to `x`'s own centre (`recon`), and also within 3 σ of
-it (`recon_hq`).
-"""
+# ## Evaluation
+#
+# Generation: 2,500 samples `G(z)`, scored with VEEGAN's rule.
+# Reconstruction: 2,500 real points `x` with known modes; a point counts when
+# `G(E(x))` is nearest to `x`'s own centre (`recon`), and also within 3 σ of
+# it (`recon_hq`).
 
 
 def evaluate(args, generator, encoder, real, seed):
@@ -199,6 +240,12 @@ def evaluate(args, generator, encoder, real, seed):
             rejection_metrics(generator, real, scale, args.data, rng, args)
         )
     return samples, rebuilt, scores
+
+
+# ## Putting it together
+#
+# Every objective over every seed, each run scored and plotted; then the
+# tables.
 
 
 def main(argv=None):
@@ -230,19 +277,25 @@ def main(argv=None):
             )
             stem = os.path.join(args.output_dir, f"{args.data}_{name}_{seed}")
             rng = np.random.default_rng(seed)
-            save_scatter(samples, args.data, stem + "_samples.png", rng)
-            save_scatter(rebuilt, args.data, stem + "_reconstructions.png", rng)
+            title = f"{name}, seed {seed}"
+            save_scatter(
+                samples, args.data, stem + "_samples.png", rng, title, "G(z)"
+            )
+            save_scatter(
+                rebuilt,
+                args.data,
+                stem + "_reconstructions.png",
+                rng,
+                title,
+                "G(E(x))",
+            )
         rows += runs
         median = {k: float(np.median([r[k] for r in runs])) for k in keys}
         median.update(objective=name, seed="median")
         summary.append(median)
 
-    """
-    ## Outputs
-
-    Per-seed rows, the medians per objective, the published ALI rows, and
-    one `RESULT` line with the medians of each objective.
-    """
+    # Outputs: per-seed rows, the medians per objective, the published ALI
+    # rows, and one `RESULT` line with the medians of each objective.
     print(format_table(rows, ["objective", "seed"] + keys))
     print(format_table(summary, ["objective", "seed"] + keys))
     print(f"published ALI ({args.data}): {PUBLISHED[args.data]}")
@@ -254,10 +307,10 @@ def main(argv=None):
             for k in ("modes", "hq", "recon", "drs_modes", "drs_hq")
             if k in median
         ]
-    print(
-        "RESULT "
-        + " ".join(result)
-        + f" total_modes={total} data={args.data} seeds={args.seeds}"
+    print_result(
+        args,
+        " ".join(result)
+        + f" total_modes={total} data={args.data} seeds={args.seeds}",
     )
 
 

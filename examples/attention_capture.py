@@ -4,14 +4,16 @@ Description: Train a small Transformer on a pointer task, then read the
     attention probabilities of every layer in one compiled, batched pass.
 What you will see: the attention mass the read-out query puts on the
     pointed-at position in each layer, against the uniform 1/length, the
-    test accuracy, and a PNG of head-averaged attention maps.
+    test accuracy, and a PNG of head-averaged attention maps with the
+    tokens on both axes.
 
 Task (made by the script): a sequence starts with a pointer token that
 names a position k; the label is the token found at position k. Solving
 it requires the read-out position (the pointer, position 0) to attend to
 position k, so its attention should concentrate there.
 
-    python examples/attention_capture.py [--quick] [--seed 0]
+    python examples/attention_capture.py
+    python examples/attention_capture.py --quick   # a smoke run
 """
 
 import argparse
@@ -19,24 +21,38 @@ import os
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
+from _plots import attention_maps
 
 import keras_cool
 
 # ## Settings
+#
+# `--help` lists every option with its default. `--quick` is the smoke run
+# the tests use, written to `outputs/attention_capture/quick/`.
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, formatter_class=HelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="tiny run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None)
+    add_quick_argument(parser)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
-        "--output-dir", default=os.path.join("outputs", "attention_capture")
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs (None: 20; 1 with --quick)",
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--output-dir",
+        default=os.path.join("outputs", "attention_capture"),
+        help="where attention_maps.png goes",
+    )
+    return quick_output_dir(parser.parse_args(argv))
 
 
 # ## The data: a pointer task
@@ -47,7 +63,7 @@ def parse_args():
 
 
 def make_data(n, length, vocab, rng):
-    """Token 0 is `vocab + k`; the label is the token at position k."""
+    """Token 0 is `vocab + k - 1`; the label is the token at position k."""
     tokens = rng.integers(0, vocab, size=(n, length + 1))
     pointer = rng.integers(1, length + 1, size=n)
     tokens[:, 0] = vocab + pointer - 1
@@ -136,49 +152,51 @@ def attention_focus(arrays, pointer, uniform):
 
 # ## Looking at the outputs
 #
-# One row of 8 test sequences per layer: head-averaged attention with the
-# query down and the key across; a red box marks the read-out query and
-# the pointed-at key.
+# Head-averaged attention of 4 test sequences in each layer, query down
+# and key across, with the tokens on both axes: `→k` is the pointer to
+# position k, the letters are the symbols. A red box marks the read-out
+# query and the pointed-at key.
 
 
-def heatmaps(maps, pointer, scale):
-    """(n, L, L) head-averaged maps -> RGB tiles, target cells outlined."""
-    images = []
-    for attention, k in zip(maps, pointer):
-        low, high = attention.min(), attention.max()
-        gray = (attention - low) / max(high - low, 1e-9)
-        image = np.repeat(np.repeat(gray, scale, 0), scale, 1)
-        image = np.stack([image] * 3, axis=-1)
-        # Outline the cell (query 0, key k) in red.
-        cell = image[:scale, k * scale : (k + 1) * scale]
-        cell[[0, -1], :] = (1.0, 0.0, 0.0)
-        cell[:, [0, -1]] = (1.0, 0.0, 0.0)
-        images.append(image)
-    return np.stack(images)
-
-
-def save_heatmaps(arrays, keys, pointer, output_dir):
-    os.makedirs(output_dir, exist_ok=True)
-    tiles = [
-        heatmaps(arrays[k][:8].mean(axis=1), pointer[:8], 12) for k in keys
+def token_names(tokens, vocab):
+    """Symbols as letters, the pointer token as `→k`."""
+    return [
+        chr(ord("A") + t) if t < vocab else f"→{t - vocab + 1}" for t in tokens
     ]
-    grid = keras_cool.utils.tile_images(
-        np.concatenate(tiles), rows=len(keys), padding=2
+
+
+def save_heatmaps(arrays, keys, x_test, pointer, vocab, output_dir, shown=4):
+    maps, tokens, titles, boxes = [], [], [], []
+    for layer, key in enumerate(keys):
+        for i in range(shown):
+            maps.append(arrays[key][i].mean(axis=0))  # average the heads
+            names = token_names(x_test[i], vocab)
+            tokens.append(names)
+            label = names[pointer[i]]
+            titles.append(f"layer {layer}, sequence {i} (label {label})")
+            boxes.append((0, pointer[i]))
+    path = attention_maps(
+        maps,
+        tokens,
+        os.path.join(output_dir, "attention_maps.png"),
+        "Head-averaged attention, one row per layer "
+        "(red box: read-out query, pointed-at key)",
+        titles,
+        cols=shown,
+        boxes=boxes,
     )
-    path = os.path.join(output_dir, "attention_maps.png")
-    keras_cool.utils.save_png(grid, path)
     print(
-        f"wrote {path}: one row of 8 test sequences per layer, head-averaged "
-        "attention (query down, key across), red box: the read-out query "
-        "and the pointed-at key"
+        f"wrote {path}: one row of {shown} test sequences per layer, "
+        "head-averaged attention (query down, key across), red box: the "
+        "read-out query and the pointed-at key"
     )
 
 
 # ## Putting it together
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     length, vocab = 10, 8
@@ -201,11 +219,12 @@ def main():
         same = np.allclose(arrays["outputs"], plain, atol=1e-5)
         print(f"outputs of the capture pass equal model.predict: {same}")
 
-    save_heatmaps(arrays, keys, pointer, args.output_dir)
+    save_heatmaps(arrays, keys, x_test, pointer, vocab, args.output_dir)
     best = int(np.argmax(focus))
-    print(
-        f"RESULT accuracy={accuracy:.3f} focus={focus[best]:.3f} "
-        f"focus_layer={best} uniform={uniform:.3f}"
+    print_result(
+        args,
+        f"accuracy={accuracy:.3f} focus={focus[best]:.3f} "
+        f"focus_layer={best} uniform={uniform:.3f}",
     )
 
 

@@ -1,18 +1,22 @@
-"""BERT in the bert4keras spirit: load a checkpoint, read attention maps.
+"""
+Title: BERT attention maps and a quick fine-tune, on stock Keras layers
+Description: Load a BERT checkpoint with `keras_cool.models`, read the
+    attention probabilities of every head of one layer with
+    `keras_cool.OutputCapture`, then fine-tune a classification head with
+    the `PiecewiseLinear` schedule.
+What you will see: the tokens of a sentence pair, the token each head's
+    [CLS] query attends to most, a PNG of every head's attention map with
+    the tokens on both axes, and the fine-tuning loss going down.
 
-Title: BERT attention maps and a quick fine-tune, on stock Keras layers.
-
-Loads BERT weights with `keras_cool.models` (Google's original TF1
-checkpoint `bert_model.ckpt` or a HuggingFace folder /
-`model.safetensors`, the format is detected), encodes a sentence pair with
-`BertTokenizer`, reads the attention probabilities of every head of one
-layer with `keras_cool.OutputCapture` (the `Softmax` inside
-`keras.layers.MultiHeadAttention`) and writes them as a heatmap PNG. It
-then fine-tunes a small classification head on the pooled output for a
-few steps (the encoder frozen; `--fine-tune-encoder` trains it too),
-with the `PiecewiseLinear` schedule (bert4keras's `piecewise_linear`:
-linear warmup, then linear decay), and prints the loss going down. The
-toy task: does the first sentence of a pair speak of a cat?
+In the bert4keras spirit: `keras_cool.models.build_bert` loads Google's
+original TF1 checkpoint `bert_model.ckpt` or a HuggingFace folder /
+`model.safetensors` (the format is detected), `BertTokenizer` encodes a
+sentence pair, and `OutputCapture` reads the `Softmax` inside each
+`keras.layers.MultiHeadAttention`. The fine-tuning trains a small
+classification head on the pooled output (the encoder frozen;
+`--fine-tune-encoder` trains it too) with bert4keras's
+`piecewise_linear` schedule: linear warmup, then linear decay. The toy
+task: does the first sentence of a pair speak of a cat?
 
 With no `--checkpoint` it runs offline on the repository's tiny test
 checkpoint (2 layers, hidden 32, random weights, 97-token vocabulary):
@@ -21,10 +25,9 @@ twin. The attention maps of random weights mean nothing; with a real
 checkpoint (e.g. Google's `uncased_L-12_H-768_A-12`) they show the usual
 patterns ([SEP]-attending heads, previous/next-token heads).
 
-Sections: setup → data → model → attention maps → fine-tuning → outputs.
-
-Run: python examples/bert_attention.py [--checkpoint PATH] [--quick]
-    [--seed 0] [--layer -1] [--cased] [--fine-tune-encoder]
+    python examples/bert_attention.py
+    python examples/bert_attention.py --checkpoint PATH/bert_model.ckpt
+    python examples/bert_attention.py --quick      # a smoke run
 """
 
 import argparse
@@ -34,6 +37,11 @@ import pathlib
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
+from _plots import attention_maps as plot_attention
 
 import keras_cool
 from keras_cool.models import BertTokenizer
@@ -46,17 +54,26 @@ PLACES = ["mat", "park", "sun"]
 VERBS = ["sat", "ran", "play"]
 
 
-# ---------------------------------------------------------------- setup
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+# ## Settings
+#
+# `--help` lists every option with its default. `--quick` is the smoke run
+# the tests use, written to `outputs/bert_attention/quick/`.
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=HelpFormatter
+    )
     parser.add_argument(
         "--checkpoint",
         default=None,
         help="Google checkpoint prefix (.../bert_model.ckpt), HuggingFace "
-        "folder or model.safetensors; default: the tiny test checkpoint",
+        "folder or model.safetensors; None: the tiny test checkpoint",
     )
     parser.add_argument(
-        "--vocab", default=None, help="vocab.txt; default: next to it"
+        "--vocab",
+        default=None,
+        help="vocab.txt; None: the one next to the checkpoint",
     )
     parser.add_argument(
         "--cased", action="store_true", help="a cased checkpoint"
@@ -67,14 +84,16 @@ def parse_args():
     parser.add_argument(
         "--fine-tune-encoder",
         action="store_true",
-        help="train the encoder too (default: only the classification head)",
+        help="train the encoder too (else only the classification head)",
     )
-    parser.add_argument("--quick", action="store_true", help="tiny run")
-    parser.add_argument("--seed", type=int, default=0)
+    add_quick_argument(parser)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
-        "--output-dir", default=os.path.join("outputs", "bert_attention")
+        "--output-dir",
+        default=os.path.join("outputs", "bert_attention"),
+        help="where the attention PNG goes",
     )
-    return parser.parse_args()
+    return quick_output_dir(parser.parse_args(argv))
 
 
 def default_checkpoint():
@@ -92,7 +111,12 @@ def find_vocab(checkpoint):
     raise FileNotFoundError(f"No vocab.txt near {checkpoint}: pass --vocab.")
 
 
-# ----------------------------------------------------------------- data
+# ## The data
+#
+# One sentence pair to look at, and a small labelled set of pairs for the
+# fine-tuning.
+
+
 def pair_data(n, rng):
     """Pairs "the X sat on the mat" / "a Y ran to the park"; label X == cat."""
     firsts, seconds, labels = [], [], []
@@ -107,7 +131,12 @@ def pair_data(n, rng):
     return firsts, seconds, np.array(labels, "int32")
 
 
-# ---------------------------------------------------------------- model
+# ## The model
+#
+# The encoder comes from `build_bert` (in `main`); the classifier is a
+# dropout and a Dense layer on its pooled output.
+
+
 def classifier(bert, dropout=0.1):
     pooled = bert.output["pooled_output"]
     hidden = keras.layers.Dropout(dropout, name="classifier_dropout")(pooled)
@@ -115,7 +144,13 @@ def classifier(bert, dropout=0.1):
     return keras.Model(bert.inputs, logits, name="bert_classifier")
 
 
-# ------------------------------------------------------- attention maps
+# ## Attention maps
+#
+# `OutputCapture` with the pattern `layer_{i}_attention/softmax*` returns
+# the attention probabilities of layer i, shaped (batch, heads, query,
+# key), from one compiled pass.
+
+
 def attention_maps(bert, token_ids, segment_ids, layer):
     capture = keras_cool.OutputCapture(
         bert, f"layer_{layer}_attention/softmax*"
@@ -125,55 +160,27 @@ def attention_maps(bert, token_ids, segment_ids, layer):
     return arrays[key][0]  # (heads, query, key)
 
 
-def heatmap(maps, length, scale):
-    """Heads side by side, each (query down, key across), own scale."""
-    tiles = []
-    for head in maps[:, :length, :length]:
-        tile = head / max(head.max(), 1e-9)
-        tiles.append(np.kron(tile, np.ones((scale, scale))))
-    return keras_cool.utils.tile_images(np.stack(tiles), rows=1, padding=3)
-
-
-def main():
-    args = parse_args()
-    keras.utils.set_random_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    checkpoint = args.checkpoint or default_checkpoint()
-    vocab = args.vocab or find_vocab(checkpoint)
-    print(f"backend={keras.backend.backend()} checkpoint={checkpoint}")
-
-    # Data: one sentence pair to look at, and a small labelled set.
-    tokenizer = BertTokenizer(vocab, lowercase=not args.cased)
-    first, second = "The cat sat on the mat.", "A dog ran to the park!"
-    token_ids, segment_ids = tokenizer.encode(first, second)
-    tokens = [tokenizer.id_to_token(i) for i in token_ids]
-    print("tokens:", " ".join(tokens))
-
-    # Model: the encoder, loaded (the format is detected).
-    config = checkpoint if args.checkpoint is None else None
-    config = config or keras_cool.models.load_bert_config(checkpoint)
-    bert = build_bert(config, checkpoint=checkpoint)
-    layers = sum(
-        isinstance(layer, keras.layers.MultiHeadAttention)
-        for layer in bert.layers
+def save_attention(maps, tokens, layer, path, random_weights):
+    """Every head's map, query down, key across, tokens on both axes."""
+    note = " (random weights: the tiny test checkpoint)"
+    return plot_attention(
+        list(maps),
+        tokens,
+        path,
+        f"BERT layer {layer}, every head{note if random_weights else ''}",
+        [f"head {h}" for h in range(len(maps))],
+        cols=4,
     )
-    layer = args.layer % layers
 
-    # Attention maps of every head of one layer, through OutputCapture.
-    maps = attention_maps(bert, token_ids[None], segment_ids[None], layer)
-    heads, length = maps.shape[0], len(tokens)
-    rows = np.abs(maps.sum(-1) - 1.0).max()
-    print(f"layer {layer}: {heads} heads, rows sum to 1 within {rows:.1e}")
-    for h in range(heads):
-        top = maps[h, 0].argmax()
-        print(f"  head {h}: [CLS] attends most to {tokens[top]!r}")
-    os.makedirs(args.output_dir, exist_ok=True)
-    png = os.path.join(args.output_dir, f"attention_layer_{layer}.png")
-    keras_cool.utils.save_png(heatmap(maps, length, 12), png)
-    print(f"wrote {png}: {heads} heads left to right, query down, key across")
 
-    # Fine-tuning: a classification head on the pooled output (the encoder
-    # frozen unless --fine-tune-encoder).
+# ## Fine-tuning
+#
+# A classification head on the pooled output, trained with the
+# `PiecewiseLinear` schedule: warmup over the first quarter of the steps to
+# the base learning rate, then linear decay to 10 % of it.
+
+
+def fine_tune(bert, tokenizer, rng, args):
     n, epochs, batch = (96, 6, 16) if args.quick else (1024, 4, 32)
     firsts, seconds, labels = pair_data(n, rng)
     longest = bert.get_layer("position_embedding").sequence_length
@@ -202,12 +209,61 @@ def main():
     print(f"after fine-tuning: loss {after:.4f} accuracy {accuracy:.3f}")
     final_lr = float(keras.ops.convert_to_numpy(schedule(steps)))
     print(f"learning rate: warmup {steps // 4} steps, {final_lr:.1e} at end")
+    return before, after, accuracy
 
-    # Outputs.
-    print(
-        f"RESULT layer={layer} heads={heads} tokens={length} "
+
+# ## Putting it together
+#
+# Tokenize the pair, load the encoder (the format is detected), read and
+# draw one layer's attention, then fine-tune.
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    checkpoint = args.checkpoint or default_checkpoint()
+    vocab = args.vocab or find_vocab(checkpoint)
+    print(f"backend={keras.backend.backend()} checkpoint={checkpoint}")
+
+    tokenizer = BertTokenizer(vocab, lowercase=not args.cased)
+    first, second = "The cat sat on the mat.", "A dog ran to the park!"
+    token_ids, segment_ids = tokenizer.encode(first, second)
+    tokens = [tokenizer.id_to_token(i) for i in token_ids]
+    print("tokens:", " ".join(tokens))
+
+    config = checkpoint if args.checkpoint is None else None
+    config = config or keras_cool.models.load_bert_config(checkpoint)
+    bert = build_bert(config, checkpoint=checkpoint)
+    layers = sum(
+        isinstance(layer, keras.layers.MultiHeadAttention)
+        for layer in bert.layers
+    )
+    layer = args.layer % layers
+
+    maps = attention_maps(bert, token_ids[None], segment_ids[None], layer)
+    heads, length = maps.shape[0], len(tokens)
+    rows = np.abs(maps.sum(-1) - 1.0).max()
+    print(f"layer {layer}: {heads} heads, rows sum to 1 within {rows:.1e}")
+    for h in range(heads):
+        top = maps[h, 0].argmax()
+        print(f"  head {h}: [CLS] attends most to {tokens[top]!r}")
+    png = os.path.join(args.output_dir, f"attention_layer_{layer}.png")
+    save_attention(
+        maps[:, :length, :length],
+        tokens,
+        layer,
+        png,
+        random_weights=args.checkpoint is None,
+    )
+    print(f"wrote {png}: one map per head, query down, key across")
+
+    before, after, accuracy = fine_tune(bert, tokenizer, rng, args)
+    print_result(
+        args,
+        f"layer={layer} heads={heads} tokens={length} "
         f"loss_before={before:.4f} loss_after={after:.4f} "
-        f"accuracy={accuracy:.3f} png={png}"
+        f"accuracy={accuracy:.3f} png={png}",
     )
 
 

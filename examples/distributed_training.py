@@ -5,12 +5,13 @@ Description: a small regression model trained with an
     one process by default, or as a multi-process JAX job
     (`keras.distribution` with `DataParallel`) with `--processes 2`, which
     starts the local workers itself on 127.0.0.1.
-What you will see: the final loss and the EMA's loss on held-out data, and,
-    with several processes, that all processes end with identical weights
-    and EMA weights.
+What you will see: the final loss and the EMA's loss on held-out data, a
+    PNG of the training loss per epoch, and, with several processes, that
+    all processes end with identical weights and EMA weights.
 
     python examples/distributed_training.py
     KERAS_BACKEND=jax python examples/distributed_training.py --processes 2
+    python examples/distributed_training.py --quick    # a smoke run
 
 On several hosts, run the same script on every host with the coordinator's
 real address (host 0 listens on it):
@@ -31,6 +32,11 @@ import tempfile
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
+from _plots import curves
 
 import keras_cool
 
@@ -38,36 +44,53 @@ import keras_cool
 #
 # The global batch is split over the processes: each process feeds
 # `global_batch / processes` examples per step from its own shard.
+# `--help` lists every option with its default; `--quick` is the smoke run
+# the tests use, written to `outputs/distributed_training/quick/`.
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, formatter_class=HelpFormatter
     )
-    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes of the job (more than 1 needs KERAS_BACKEND=jax)",
+    )
     parser.add_argument(
         "--process-id",
         type=int,
         default=None,
-        help="this process's index; omit to start all processes locally",
+        help="this process's index; None: start all processes locally",
     )
     parser.add_argument(
         "--coordinator",
         default=None,
-        help="HOST:PORT of process 0 (default: a free local port)",
+        help="HOST:PORT of process 0 (None: a free local port)",
     )
-    parser.add_argument("--global-batch", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--global-batch",
+        type=int,
+        default=64,
+        help="examples per step over all processes",
+    )
+    parser.add_argument("--epochs", type=int, default=5, help="epochs")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--output-dir",
+        default="outputs/distributed_training",
+        help="where loss.png goes",
+    )
+    # Internal: where a locally started worker writes its results.
     parser.add_argument("--report", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    add_quick_argument(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs = 2
     if args.processes < 1 or args.global_batch % args.processes:
         parser.error("--global-batch must be a multiple of --processes >= 1.")
-    return args
+    return quick_output_dir(args)
 
 
 # ## Data
@@ -145,6 +168,7 @@ def train(args, processes):
         ema_loss = float(model.evaluate(x, y, verbose=0))
     return {
         "loss": float(history.history["loss"][-1]),
+        "history": [float(v) for v in history.history["loss"]],
         "ema_loss": ema_loss,
         "weights": [np.asarray(w).tolist() for w in model.get_weights()],
         "ema": [w.tolist() for w in ema.ema_weights()],
@@ -200,6 +224,7 @@ def spawn(args):
         command += ["--coordinator", coordinator, "--report", report]
         command += ["--epochs", str(args.epochs), "--seed", str(args.seed)]
         command += ["--global-batch", str(args.global_batch)]
+        command += ["--output-dir", args.output_dir]
         children.append(subprocess.Popen(command, env=env))
     try:
         codes = [child.wait(timeout=600) for child in children]
@@ -216,11 +241,43 @@ def spawn(args):
     return results
 
 
+# ## Checking and plotting the results
+#
+# All processes must end with the same weights and EMA weights. The plot
+# shows each process's training loss per epoch (one line when they agree)
+# and the EMA weights' loss on held-out data.
+
+
+def plot_losses(results, args):
+    series = {
+        f"training loss, process {i}": (
+            range(1, len(r["history"]) + 1),
+            r["history"],
+        )
+        for i, r in enumerate(results)
+    }
+    return curves(
+        series,
+        os.path.join(args.output_dir, "loss.png"),
+        f"Regression with EMA, {len(results)} process(es), "
+        f"{keras.backend.backend()}",
+        "epoch",
+        "mean squared error",
+        levels={"held-out loss of the EMA weights": results[0]["ema_loss"]},
+    )
+
+
 def difference(a, b):
     return max(
         float(np.max(np.abs(np.asarray(p) - np.asarray(q))))
         for p, q in zip(a, b)
     )
+
+
+# ## Putting it together
+#
+# One process trains in place; `--processes N` starts the workers (or, with
+# `--process-id`, joins a job as one of them).
 
 
 def main(argv=None):
@@ -253,9 +310,12 @@ def main(argv=None):
         f"{first['ema_loss']:.5f}"
     )
     print(f"all processes agree: {agree} (largest difference {spread:.3g})")
-    print(
-        f"RESULT processes={len(results)} loss={first['loss']:.5f} "
-        f"ema_loss={first['ema_loss']:.5f} agree={int(agree)}"
+    path = plot_losses(results, args)
+    print("wrote", path)
+    print_result(
+        args,
+        f"processes={len(results)} loss={first['loss']:.5f} "
+        f"ema_loss={first['ema_loss']:.5f} agree={int(agree)}",
     )
 
 

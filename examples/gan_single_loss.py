@@ -6,7 +6,7 @@ Description: `keras_cool.layers.AdversarialObjective` joins the
 What you will see: the modes captured and the % of high-quality samples
     out of 2,500 (3-σ rule, as in VEEGAN and PacGAN), their reverse KL to
     the uniform mode histogram, and a scatter plot of real (red) and
-    generated (blue) points.
+    generated (blue) points, also after rejection sampling.
 
 Data: the 2-D ring of 8 or grid of 25 Gaussians (PacGAN layout).
 Defaults: RSGAN loss (Su Jianlin's RSGAN post; `--loss` picks any name
@@ -31,6 +31,10 @@ import time
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
 from _mixtures import PLOT_LIMIT
 from _mixtures import add_rejection_arguments
 from _mixtures import mixture_centres
@@ -38,6 +42,7 @@ from _mixtures import mlp
 from _mixtures import mode_metrics
 from _mixtures import rejection_metrics
 from _mixtures import sample_mixture
+from _plots import scatter
 
 import keras_cool
 
@@ -46,31 +51,52 @@ import keras_cool
 # `--loss` accepts every name `AdversarialObjective` knows.
 # `--generator-weight` is λ, the factor on the generator's gradient: the
 # ratio of the two learning rates under SGD (Adam and RMSprop cancel a
-# constant factor, so there it changes little).
+# constant factor, so there it changes little). `--help` lists every
+# option with its default; `--quick` is the smoke run the tests use,
+# written to `outputs/gan_single_loss/quick/`.
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, formatter_class=HelpFormatter
     )
-    parser.add_argument("--data", choices=["ring", "grid"], default="ring")
+    parser.add_argument(
+        "--data",
+        choices=["ring", "grid"],
+        default="ring",
+        help="the ring of 8 or the grid of 25 Gaussians",
+    )
     parser.add_argument(
         "--loss",
         choices=keras_cool.layers.AdversarialObjective.LOSSES,
         default="rsgan",
+        help="the GAN objective (a name AdversarialObjective accepts)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps (None: 8000; 10 with --quick)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="points per step"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="Adam's initial step size (cosine decay to --final-lr of it)",
+    )
     parser.add_argument(
         "--generator-weight",
         type=float,
         default=1.0,
         help="λ, the factor on G's gradient",
     )
-    parser.add_argument("--latent-dim", type=int, default=2)
+    parser.add_argument(
+        "--latent-dim", type=int, default=2, help="dimensions of z"
+    )
     parser.add_argument(
         "--final-lr",
         type=float,
@@ -113,10 +139,16 @@ def parse_args(argv=None):
         help="D sees Fourier features of its input, of this scale; 0: off",
     )
     add_rejection_arguments(parser)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--output-dir", default="outputs/gan_single_loss")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--width", type=int, default=128, help="units per layer of G and D"
+    )
+    parser.add_argument(
+        "--output-dir",
+        default="outputs/gan_single_loss",
+        help="where the scatter plots go",
+    )
+    add_quick_argument(parser)
+    return quick_output_dir(parser.parse_args(argv))
 
 
 # ## The data: 2-D Gaussian mixtures
@@ -213,21 +245,24 @@ def train(model, objective, real, noise, steps, batch, args):
 # ## Looking at the outputs
 #
 # A scatter plot of 2,500 generated points (blue) over as many real ones
-# (red): a captured mode shows as a blue blob on a red one.
+# (red): a captured mode shows as a blue blob on a red one. With rejection
+# sampling (below) a second plot, `..._drs.png`, shows the kept samples.
 
 
-def plot(samples, rng, args):
-    os.makedirs(args.output_dir, exist_ok=True)
+def plot(samples, rng, args, suffix="", what="G(z)"):
     limit = PLOT_LIMIT[args.data]
-    image = keras_cool.utils.plot_points(
+    total = len(mixture_centres(args.data))
+    modes, hq, _ = mode_metrics(samples, args.data)
+    path = os.path.join(args.output_dir, f"{args.data}_{args.loss}{suffix}.png")
+    return scatter(
         samples,
-        size=384,
-        limits=(-limit, limit),
-        reference=sample_mixture(args.data, 2500, rng),
+        sample_mixture(args.data, 2500, rng),
+        path,
+        f"{args.loss} on the {args.data}, {what}: {modes}/{total} modes, "
+        f"{100 * hq:.1f} % high quality",
+        limit,
+        label=what,
     )
-    path = os.path.join(args.output_dir, f"{args.data}_{args.loss}.png")
-    keras_cool.utils.save_png(image, path)
-    return path
 
 
 # ## Sharper samples: rejection sampling
@@ -270,22 +305,26 @@ def main(argv=None):
     print(f"reverse KL {reverse_kl:.3f}, {seconds:.1f} s, wrote {path}")
     extra = ""
     if args.rejection:
-        drs = rejection_metrics(generator, real, scale, args.data, rng, args)
+        drs, kept = rejection_metrics(
+            generator, real, scale, args.data, rng, args, return_samples=True
+        )
+        path = plot(kept, rng, args, "_drs", "G(z) after rejection")
         print(
             f"after rejection sampling: modes {drs['drs_modes']}/{total}, "
             f"high quality {drs['drs_hq']:.1f} %, reverse KL "
             f"{drs['drs_rkl']:.3f}, {drs['drs_kept']:.1f} % of G's samples "
-            f"kept, {drs['drs_s']:.1f} s"
+            f"kept, {drs['drs_s']:.1f} s, wrote {path}"
         )
         extra = (
             f" drs_modes={drs['drs_modes']} drs_hq={drs['drs_hq']:.1f} "
             f"drs_reverse_kl={drs['drs_rkl']:.3f} "
             f"drs_kept={drs['drs_kept']:.1f} drs_s={drs['drs_s']:.1f}"
         )
-    print(
-        f"RESULT modes={modes} total_modes={total} hq={100 * hq:.1f} "
+    print_result(
+        args,
+        f"modes={modes} total_modes={total} hq={100 * hq:.1f} "
         f"reverse_kl={reverse_kl:.3f} data={args.data} loss={args.loss} "
-        f"seed={args.seed} train_s={seconds:.1f}{extra}"
+        f"seed={args.seed} train_s={seconds:.1f}{extra}",
     )
 
 

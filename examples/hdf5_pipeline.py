@@ -16,7 +16,9 @@ What you will see: that the augmentations differ in every batch and
 4. Trains a small classifier with `model.fit(..., workers=N processes)` and
    evaluates it on held-out clean digits.
 
-    python examples/hdf5_pipeline.py [--quick] [--seed 0] [--workers 2]
+    python examples/hdf5_pipeline.py
+    python examples/hdf5_pipeline.py --workers 4
+    python examples/hdf5_pipeline.py --quick      # a smoke run
 """
 
 import argparse
@@ -26,24 +28,47 @@ import pathlib
 import h5py
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
 from _data import load_images
+from _plots import image_grid
 
 import keras_cool
 
 # ## Settings
+#
+# `--help` lists every option with its default. `--quick` is the smoke run
+# the tests use, written to `outputs/hdf5_pipeline/quick/`.
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, formatter_class=HelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="tiny run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--output-dir", default="outputs/hdf5_pipeline")
-    return parser.parse_args()
+    add_quick_argument(parser)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the split, the shuffles and the augmentations",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs (None: 15; 2 with --quick)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        default="outputs/hdf5_pipeline",
+        help="where digits.h5 and augmented.png go",
+    )
+    return quick_output_dir(parser.parse_args(argv))
 
 
 # ## The data: digits in an HDF5 file
@@ -152,8 +177,8 @@ def build_model():
 # digits.
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     out = pathlib.Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
@@ -181,8 +206,14 @@ def main():
         f"all distinct={distinct}, same seed repeats exactly (2 workers "
         f"or in-process)={repeat}, another seed differs={differs}"
     )
-    grid = keras_cool.utils.tile_images(first[0][:32])
-    keras_cool.utils.save_png(grid, str(out / "augmented.png"))
+    image_grid(
+        first[0][:32],
+        str(out / "augmented.png"),
+        "One augmented batch (epoch 0, batch 0), as the model sees it",
+        rows=4,
+        xlabel="32 digits, each shifted by up to 1 pixel, with random "
+        "contrast and noise",
+    )
 
     # Training: the same Sequence, shuffled, on worker processes.
     data = DigitsFile(path, train, seed=args.seed, shuffle=True, **processes)
@@ -192,10 +223,11 @@ def main():
     data.close()
     _, accuracy = model.evaluate(x[held_out], y[held_out], verbose=0)
     print(f"held-out accuracy after {epochs} epochs: {accuracy:.3f}")
-    print(
-        f"RESULT val_acc={accuracy:.4f} workers={workers_used} "
+    print_result(
+        args,
+        f"val_acc={accuracy:.4f} workers={workers_used} "
         f"distinct_batches={int(distinct)} repeat_exact={int(repeat)} "
-        f"seed_changes={int(differs)} epochs={epochs}"
+        f"seed_changes={int(differs)} epochs={epochs}",
     )
 
 

@@ -22,37 +22,60 @@ import os
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
 from _data import add_dataset_argument
 from _data import load_images
+from _plots import image_grid
 
 import keras_cool
 
 # ## Settings
 #
-# Everything the story below uses. `--quick` is the few-second smoke run
-# the tests use; the defaults are the real run.
+# Everything the story below uses; `--help` lists the options with their
+# defaults. The defaults are the real run; `--quick` is the few-second
+# smoke run the tests use, written to `outputs/vae/quick/`.
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, formatter_class=HelpFormatter
     )
     add_dataset_argument(parser)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--latent-dim", type=int, default=8)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument(
-        "--quick", action="store_true", help="tiny run (a few seconds)"
+        "--epochs", type=int, default=100, help="passes over the images"
     )
-    parser.add_argument("--output-dir", default="outputs/vae")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="images per step"
+    )
+    parser.add_argument(
+        "--latent-dim", type=int, default=8, help="dimensions of z"
+    )
+    parser.add_argument(
+        "--hidden",
+        type=int,
+        default=256,
+        help="units of the encoder's and the decoder's hidden layer",
+    )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        default=1.0,
+        help="weight of the KL term (beta-VAE; 1: the plain VAE)",
+    )
+    add_quick_argument(parser)
+    parser.add_argument(
+        "--output-dir",
+        default="outputs/vae",
+        help="where the PNGs and vae.keras go",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.hidden = 2, 32
-    return args
+    return quick_output_dir(args)
 
 
 # ## The data
@@ -156,17 +179,24 @@ def save_images(vae, decoder, x, rng, args):
     shown = x[rng.choice(len(x), 32, replace=False)]
     pairs = np.stack([shown, vae.predict(shown, verbose=0)], axis=1)
     pairs = pairs.reshape((-1,) + x.shape[1:])
+    path = image_grid(
+        pairs,
+        os.path.join(args.output_dir, "reconstructions.png"),
+        "VAE reconstructions: 32 images, each beside its reconstruction",
+        rows=8,
+        col_labels=["input", "recon."] * 4,
+        xlabel="pairs of (input image, its reconstruction)",
+    )
+    print("wrote", path)
     z = rng.normal(size=(64, args.latent_dim)).astype("float32")
-    samples = decoder.predict(z, verbose=0)
-    for name, images, rows in (
-        ("reconstructions", pairs, 8),
-        ("samples", samples, 8),
-    ):
-        path = os.path.join(args.output_dir, f"{name}.png")
-        keras_cool.utils.save_png(
-            keras_cool.utils.tile_images(images, rows=rows), path
-        )
-        print("wrote", path)
+    path = image_grid(
+        decoder.predict(z, verbose=0),
+        os.path.join(args.output_dir, "samples.png"),
+        "VAE samples: the decoder on 64 draws z ~ N(0, I)",
+        rows=8,
+        xlabel="each tile: decoder(z), z drawn from the prior",
+    )
+    print("wrote", path)
     return shown, pairs
 
 
@@ -198,9 +228,10 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     shown, pairs = save_images(vae, decoder, x, rng, args)
     same = save_and_reload(vae, shown, pairs, args)
-    print(
-        f"RESULT reconstruction={recon:.4f} kl={kl:.4f} "
-        f"loss={total:.4f} reload_ok={int(same)}"
+    print_result(
+        args,
+        f"reconstruction={recon:.4f} kl={kl:.4f} loss={total:.4f} "
+        f"reload_ok={int(same)}",
     )
 
 

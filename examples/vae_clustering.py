@@ -1,7 +1,11 @@
 """
 Title: One-step clustering with a VAE and a Gaussian-mixture prior
 Description: Su Jianlin's clustering VAE on the 8x8 digits, next to
-k-means, Ward, spectral clustering, a Gaussian mixture and UMAP.
+    k-means, Ward, spectral clustering, a Gaussian mixture and UMAP.
+What you will see: a table of clustering accuracy, purity and NMI for
+    the VAE and the classical baselines, the cluster sizes, a PNG of real
+    digits per cluster and one of samples generated per cluster, and a
+    safe-mode reload of the saved model.
 
 This is Su Jianlin's "VAE (4): a one-step clustering scheme"
 (kexue.fm/archives/5887) built from `keras_cool.layers.VariationalSampling`
@@ -34,7 +38,7 @@ robust, all inside the one-step model and all label-free:
     python examples/vae_clustering.py                 # digits, offline
     python examples/vae_clustering.py --seed 3        # another seed
     python examples/vae_clustering.py --dataset mnist # needs a network
-    python examples/vae_clustering.py --quick         # a few seconds
+    python examples/vae_clustering.py --quick         # a smoke run
 """
 
 import argparse
@@ -43,33 +47,69 @@ import time
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
 from _data import add_dataset_argument
 from _data import load_images
+from _plots import image_grid
 
 import keras_cool
 
 NUM_CLASSES = 10
 
 
+# ## Settings
+#
+# The defaults are the real run (`--help` lists them); `--quick` is the
+# smoke run the tests use, written to `outputs/vae_clustering/quick/`.
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="One-step clustering VAE (Su Jianlin) and baselines."
+        description=__doc__, formatter_class=HelpFormatter
     )
     add_dataset_argument(parser)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--warmup-epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--latent-dim", type=int, default=10)
-    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=100,
+        help="epochs of the winning restart's clustering VAE",
+    )
+    parser.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=100,
+        help="epochs of the autoencoder warm-up",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="pairs per step (large, for the balance term)",
+    )
+    parser.add_argument(
+        "--latent-dim", type=int, default=10, help="dimensions of z"
+    )
+    parser.add_argument(
+        "--hidden", type=int, default=256, help="units of the widest layer"
+    )
     parser.add_argument(
         "--recon-weight",
         type=float,
         default=5.0,
         help="lambda, the inverse variance of the decoder's Gaussian "
-        "(Su's `lamb`): the loss is lambda/2 * sum of squared errors.",
+        "(Su's `lamb`): the loss is lambda/2 * sum of squared errors",
     )
-    parser.add_argument("--marginal-weight", type=float, default=50.0)
+    parser.add_argument(
+        "--marginal-weight",
+        type=float,
+        default=50.0,
+        help="weight of the batch-level balance term "
+        "KL(mean_batch p(y|z) || uniform)",
+    )
     parser.add_argument(
         "--neighbour-weight",
         type=float,
@@ -82,39 +122,56 @@ def parse_args(argv=None):
         default=5.0,
         help="weight of the neighbour-embedding loss on the codes (0: off)",
     )
-    parser.add_argument("--neighbours", type=int, default=10)
-    parser.add_argument("--restarts", type=int, default=6)
-    parser.add_argument("--restart-epochs", type=int, default=30)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=10,
+        help="nearest neighbours paired with each image",
+    )
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=6,
+        help="k-means starts of the clustering VAE after the warm-up",
+    )
+    parser.add_argument(
+        "--restart-epochs",
+        type=int,
+        default=30,
+        help="epochs each restart trains before they are compared",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="Adam's step size"
+    )
     parser.add_argument(
         "--no-baselines",
         action="store_true",
         help="skip the classical clusterings (faster)",
     )
+    add_quick_argument(parser)
     parser.add_argument(
-        "--quick", action="store_true", help="tiny run (a few seconds)"
+        "--output-dir",
+        default="outputs/vae_clustering",
+        help="where the PNGs and vae_clustering.keras go",
     )
-    parser.add_argument("--output-dir", default="outputs/vae_clustering")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.warmup_epochs, args.hidden = 2, 2, 32
         args.restarts, args.restart_epochs = 2, 2
-    return args
+    return quick_output_dir(args)
 
 
-"""
-## The data and its nearest neighbours
-
-The default data set is scikit-learn's 8x8 handwritten digits (1,797
-images, bundled, so the example runs offline); `--dataset mnist` loads
-MNIST through `keras.datasets` for users with a network. Each image is
-paired with each of its `--neighbours` nearest neighbours in pixel space
-(10 by default), so one epoch over the pairs sees every image 10 times;
-the epoch counts below are rescaled so that `--epochs` still counts
-passes over the images. On the digits, 96.5 % of these neighbours have
-the same label as the image (98.8 % for the first one), so "neighbours
-share a cluster" is a strong hint that needs no labels.
-"""
+# ## The data and its nearest neighbours
+#
+# The default data set is scikit-learn's 8x8 handwritten digits (1,797
+# images, bundled, so the example runs offline); `--dataset mnist` loads
+# MNIST through `keras.datasets` for users with a network. Each image is
+# paired with each of its `--neighbours` nearest neighbours in pixel space
+# (10 by default), so one epoch over the pairs sees every image 10 times;
+# the epoch counts below are rescaled so that `--epochs` still counts
+# passes over the images. On the digits, 96.5 % of these neighbours have
+# the same label as the image (98.8 % for the first one), so "neighbours
+# share a cluster" is a strong hint that needs no labels.
 
 
 def nearest_neighbours(x, k):
@@ -134,32 +191,30 @@ def neighbour_pairs(x, nearest):
     return x[index], x[nearest.reshape(-1)]
 
 
-"""
-## The model
-
-The encoder maps an image to the mean and log-variance of p(z|x);
-`VariationalSampling(beta=0)` draws z (its own N(0, I) KL term is off:
-the mixture prior replaces it). The classifier gives p(y|z), the decoder
-maps z back to pixels. `GaussianMixturePrior` owns the cluster means
-mu_y and adds Su's losses: sum_y p(y|z) KL(p(z|x) || N(mu_y, I)),
-KL(p(y|z) || uniform), and the batch-level balance term
-`marginal_weight * KL(mean_batch p(y|z) || uniform)`, which keeps the
-clusters about equally big (it needs batches several times larger than
-the number of clusters, hence 256).
-
-Two small layers carry the neighbour losses; both take the image's and
-its neighbour's tensors and add their loss with `add_loss`, so the
-models stay plain functional models that save and reload in safe mode:
-
-- `NeighbourAgreement`: -log sum_y p(y|x) p(y|neighbour), SCAN's
-  consistency loss (Van Gansbeke et al., ECCV 2020);
-- `NeighbourEmbedding`: log(1 + d(z, z_nb)^2) for the pair, and
-  -log(d^2 / (1 + d^2)) against 5 other codes of the batch: the
-  attraction and repulsion of UMAP's loss with a = b = 1 (McInnes et
-  al., 2018; parametric UMAP, Sainburg et al., 2021). It shapes the
-  codes during the warm-up, so k-means on them already starts near the
-  digit classes, and keeps them shaped during the clustering.
-"""
+# ## The model
+#
+# The encoder maps an image to the mean and log-variance of p(z|x);
+# `VariationalSampling(beta=0)` draws z (its own N(0, I) KL term is off:
+# the mixture prior replaces it). The classifier gives p(y|z), the decoder
+# maps z back to pixels. `GaussianMixturePrior` owns the cluster means
+# mu_y and adds Su's losses: sum_y p(y|z) KL(p(z|x) || N(mu_y, I)),
+# KL(p(y|z) || uniform), and the batch-level balance term
+# `marginal_weight * KL(mean_batch p(y|z) || uniform)`, which keeps the
+# clusters about equally big (it needs batches several times larger than
+# the number of clusters, hence 256).
+#
+# Two small layers carry the neighbour losses; both take the image's and
+# its neighbour's tensors and add their loss with `add_loss`, so the
+# models stay plain functional models that save and reload in safe mode:
+#
+# - `NeighbourAgreement`: -log sum_y p(y|x) p(y|neighbour), SCAN's
+#   consistency loss (Van Gansbeke et al., ECCV 2020);
+# - `NeighbourEmbedding`: log(1 + d(z, z_nb)^2) for the pair, and
+#   -log(d^2 / (1 + d^2)) against 5 other codes of the batch: the
+#   attraction and repulsion of UMAP's loss with a = b = 1 (McInnes et
+#   al., 2018; parametric UMAP, Sainburg et al., 2021). It shapes the
+#   codes during the warm-up, so k-means on them already starts near the
+#   digit classes, and keeps them shaped during the clustering.
 
 
 @keras.saving.register_keras_serializable(package="keras_cool_examples")
@@ -294,25 +349,23 @@ def build_models(shape, args):
     return encoder, classifier, decoder, prior, autoencoder, vae
 
 
-"""
-## Training
-
-Three stages, on the same encoder and decoder:
-
-1. warm-up: the encoder mean and the decoder as an autoencoder, with the
-   neighbour embedding loss (`--warmup-epochs`);
-2. restarts (`--restarts`, 6): from the warm-up weights, k-means (a
-   single k-means++ run, its own seed each time) on the codes sets the
-   prior means (`prior.means.assign`), the classifier is fitted to those
-   k-means clusters, and the whole clustering VAE trains for
-   `--restart-epochs` (30). Its loss on the training pairs (the negative
-   ELBO plus the balance and neighbour terms: the objective itself) is
-   the criterion; the restart with the lowest loss wins;
-3. the winner's clustering VAE trains on for `--epochs` (100).
-
-Between restarts the optimizer's moments are zeroed in place rather than
-the models recompiled, so every backend traces its training step once.
-"""
+# ## Training
+#
+# Three stages, on the same encoder and decoder:
+#
+# 1. warm-up: the encoder mean and the decoder as an autoencoder, with the
+#    neighbour embedding loss (`--warmup-epochs`);
+# 2. restarts (`--restarts`, 6): from the warm-up weights, k-means (a
+#    single k-means++ run, its own seed each time) on the codes sets the
+#    prior means (`prior.means.assign`), the classifier is fitted to those
+#    k-means clusters, and the whole clustering VAE trains for
+#    `--restart-epochs` (30). Its loss on the training pairs (the negative
+#    ELBO plus the balance and neighbour terms: the objective itself) is
+#    the criterion; the restart with the lowest loss wins;
+# 3. the winner's clustering VAE trains on for `--epochs` (100).
+#
+# Between restarts the optimizer's moments are zeroed in place rather than
+# the models recompiled, so every backend traces its training step once.
 
 
 def reset_optimizer(model):
@@ -400,17 +453,15 @@ def train(x, args, labels=None):
     return models, time.time() - start, time.process_time() - cpu_start
 
 
-"""
-## Evaluation
-
-### Scoring a clustering
-
-Clusters have no names, so a clustering is scored after mapping clusters
-to labels. Accuracy uses the best one-to-one map (Hungarian algorithm, as
-DEC and VaDE report it); purity lets every cluster vote for its most
-frequent label (many-to-one, the number Su reports); NMI needs no map.
-Both maps read the same cluster-by-label count matrix.
-"""
+# ## Evaluation
+#
+# ### Scoring a clustering
+#
+# Clusters have no names, so a clustering is scored after mapping clusters
+# to labels. Accuracy uses the best one-to-one map (Hungarian algorithm, as
+# DEC and VaDE report it); purity lets every cluster vote for its most
+# frequent label (many-to-one, the number Su reports); NMI needs no map.
+# Both maps read the same cluster-by-label count matrix.
 
 
 def count_matrix(labels, clusters):
@@ -450,18 +501,16 @@ def cluster_scores(labels, clusters):
     }
 
 
-"""
-### Classical baselines on the same pixels
-
-What an unsupervised model has to beat, on the same pixels: k-means
-(k-means++, 10 restarts), Ward's agglomerative clustering, spectral
-clustering on a 10-nearest-neighbour graph, a full-covariance Gaussian
-mixture on 20 PCA components and, when `umap-learn` is installed
-(`pip install umap-learn`), k-means on a 10-dimensional UMAP embedding
-(left out with `--quick`: its first call compiles numba code). Each is
-timed. They are numpy / scikit-learn code, so they give the same
-clusters on every Keras backend; `--no-baselines` skips them.
-"""
+# ### Classical baselines on the same pixels
+#
+# What an unsupervised model has to beat, on the same pixels: k-means
+# (k-means++, 10 restarts), Ward's agglomerative clustering, spectral
+# clustering on a 10-nearest-neighbour graph, a full-covariance Gaussian
+# mixture on 20 PCA components and, when `umap-learn` is installed
+# (`pip install umap-learn`), k-means on a 10-dimensional UMAP embedding
+# (left out with `--quick`: its first call compiles numba code). Each is
+# timed. They are numpy / scikit-learn code, so they give the same
+# clusters on every Keras backend; `--no-baselines` skips them.
 
 
 def _ward(x, num_clusters, seed, max_points=10000):
@@ -546,12 +595,10 @@ def classical_clusterings(x, num_clusters, seed=0, use_umap=True):
     return results
 
 
-"""
-## Looking at the outputs
-
-One grid row per cluster: real images assigned to it, and generations
-z ~ N(mu_y, I) decoded.
-"""
+# ## Looking at the outputs
+#
+# One grid row per cluster: real images assigned to it, and generations
+# z ~ N(mu_y, I) decoded.
 
 
 def save_grids(x, clusters, decoder, prior, args, per_row=10):
@@ -559,6 +606,7 @@ def save_grids(x, clusters, decoder, prior, args, per_row=10):
     rng = np.random.default_rng(args.seed)
     shape = x.shape[1:]
     real = np.zeros((NUM_CLASSES * per_row,) + shape, "float32")
+    sizes = np.bincount(clusters, minlength=NUM_CLASSES)
     for k in range(NUM_CLASSES):
         members = np.flatnonzero(clusters == k)
         if len(members):
@@ -568,13 +616,35 @@ def save_grids(x, clusters, decoder, prior, args, per_row=10):
     noise = rng.normal(size=(NUM_CLASSES, per_row, means.shape[1]))
     z = (means[:, None, :] + noise).reshape(-1, means.shape[1])
     generated = decoder.predict(z.astype("float32"), verbose=0)
-    paths = []
-    for name, images in (("clusters", real), ("generated", generated)):
-        path = os.path.join(args.output_dir, f"{name}.png")
-        grid = keras_cool.utils.tile_images(images, rows=NUM_CLASSES)
-        keras_cool.utils.save_png(grid, path)
-        paths.append(path)
-    return paths
+    labels = [f"cluster {k} ({sizes[k]})" for k in range(NUM_CLASSES)]
+    return [
+        image_grid(
+            real,
+            os.path.join(args.output_dir, "clusters.png"),
+            "Real digits per cluster of the clustering VAE",
+            rows=NUM_CLASSES,
+            row_labels=labels,
+            ylabel="cluster (its size)",
+            xlabel=f"{per_row} random members of each cluster",
+            width=4.5,
+        ),
+        image_grid(
+            generated,
+            os.path.join(args.output_dir, "generated.png"),
+            "Generated per cluster: decoder(z), z ~ N(mu_y, I)",
+            rows=NUM_CLASSES,
+            row_labels=[f"cluster {k}" for k in range(NUM_CLASSES)],
+            ylabel="cluster y of the mixture prior",
+            xlabel=f"{per_row} samples from each cluster's Gaussian",
+            width=4.5,
+        ),
+    ]
+
+
+# ## Putting it together
+#
+# The baselines, the training, the scores table, the grids, and a safe-mode
+# reload of the saved model.
 
 
 def main(argv=None):
@@ -622,11 +692,12 @@ def main(argv=None):
         f"{name}_acc={cluster_scores(labels, ids)['acc']:.4f}"
         for name, (ids, _) in baselines.items()
     )
-    print(
-        f"RESULT acc={scores['acc']:.4f} purity={scores['purity']:.4f} "
+    print_result(
+        args,
+        f"acc={scores['acc']:.4f} purity={scores['purity']:.4f} "
         f"nmi={scores['nmi']:.4f} {extra + ' ' if extra else ''}"
         f"seconds={seconds:.1f} cpu_seconds={cpu_seconds:.1f} "
-        f"reload_ok={int(same)}"
+        f"reload_ok={int(same)}",
     )
 
 

@@ -1,4 +1,11 @@
-"""A GAN with and without Su Jianlin's variational regularizer, over seeds.
+"""
+Title: A GAN with and without Su Jianlin's variational regularizer
+Description: `keras_cool.layers.SnapshotPenalty` adds the missing KL term
+    of Su's variational view to the generator, inside one `fit`; the same
+    GAN is trained with and without it, over seeds.
+What you will see: a per-seed Markdown table of modes captured, % of
+    high-quality samples and reverse KL, plain and regularized (also after
+    rejection sampling), their medians, and a scatter plot per run.
 
 Su's "unified variational view" of generative models finds that the usual
 generator loss misses a term: the generator should minimise
@@ -31,6 +38,7 @@ the `drs_` columns. The raw columns are what G itself does.
 
     python examples/vgan.py --data ring
     python examples/vgan.py --data grid --preset sharp --seeds 5
+    python examples/vgan.py --quick        # a smoke run
 """
 
 import argparse
@@ -39,6 +47,10 @@ import time
 
 import keras
 import numpy as np
+from _cli import HelpFormatter
+from _cli import add_quick_argument
+from _cli import print_result
+from _cli import quick_output_dir
 from _mixtures import add_rejection_arguments
 from _mixtures import format_table
 from _mixtures import mixture_centres
@@ -71,41 +83,84 @@ PRESETS = {
 }
 
 
+# ## Settings
+#
+# A preset fills the options left at None; `--help` lists every option
+# with its default. `--quick` is the smoke run the tests use (one seed, 10
+# steps), written to `outputs/vgan/quick/`.
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", choices=["ring", "grid"], default="ring")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="unstable")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        choices=["ring", "grid"],
+        default="ring",
+        help="the ring of 8 or the grid of 25 Gaussians",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="unstable",
+        help="unstable: Su's setting, where the plain GAN collapses; "
+        "sharp: gan_single_loss.py's defaults",
+    )
     parser.add_argument("--seed", type=int, default=0, help="first seed")
-    parser.add_argument("--seeds", type=int, default=5, help="how many")
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="how many seeds, from --seed"
+    )
     parser.add_argument(
         "--penalty", type=float, default=5.0, help="λ of SnapshotPenalty"
     )
     parser.add_argument(
         "--refresh-every", type=int, default=5, help="k: steps per snapshot"
     )
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--latent-dim", type=int, default=None)
-    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps (None: the preset's)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Adam's initial step size (None: the preset's)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="points per step"
+    )
+    parser.add_argument(
+        "--latent-dim",
+        type=int,
+        default=None,
+        help="dimensions of z (None: the preset's)",
+    )
+    parser.add_argument(
+        "--width", type=int, default=128, help="units per layer of G and D"
+    )
     add_rejection_arguments(parser)
-    parser.add_argument("--output-dir", default="outputs/vgan")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument(
+        "--output-dir",
+        default="outputs/vgan",
+        help="where the scatter plots go",
+    )
+    add_quick_argument(parser)
     args = parser.parse_args(argv)
     for key, value in PRESETS[args.preset].items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     if args.quick:
         args.steps, args.seeds, args.width, args.batch_size = 10, 1, 16, 64
-    return args
+    return quick_output_dir(args)
 
 
-"""
-## Data
-
-Points from the mixture, scaled so the largest centre coordinate is 1; the
-generator's samples are mapped back before they are scored.
-"""
+# ## Data
+#
+# Points from the mixture, scaled so the largest centre coordinate is 1; the
+# generator's samples are mapped back before they are scored.
 
 
 def training_data(args, seed):
@@ -116,13 +171,11 @@ def training_data(args, seed):
     return real, noise
 
 
-"""
-## Model
-
-One model, one loss: `AdversarialObjective` routes `L_D` to D and `L_G` to
-G; with λ > 0, the generator is wrapped in `SnapshotPenalty`, which returns
-`G(z)` and adds `λ·mean((G(z) - G°(z))²)`.
-"""
+# ## Model
+#
+# One model, one loss: `AdversarialObjective` routes `L_D` to D and `L_G` to
+# G; with λ > 0, the generator is wrapped in `SnapshotPenalty`, which returns
+# `G(z)` and adds `λ·mean((G(z) - G°(z))²)`.
 
 
 def build(args, penalty):
@@ -154,12 +207,10 @@ def build(args, penalty):
     return model, generator
 
 
-"""
-## Training
-
-One `fit` per run; the same data and initial weights for λ = 0 and λ > 0
-(the seed fixes both).
-"""
+# ## Training
+#
+# One `fit` per run; the same data and initial weights for λ = 0 and λ > 0
+# (the seed fixes both).
 
 
 def train(args, seed, penalty):
@@ -177,12 +228,10 @@ def train(args, seed, penalty):
     return generator, real, time.time() - start
 
 
-"""
-## Evaluation
-
-2,500 samples per run, scored with VEEGAN's rule (nearest centre, within
-3 σ), as in `gan_single_loss.py`.
-"""
+# ## Evaluation
+#
+# 2,500 samples per run, scored with VEEGAN's rule (nearest centre, within
+# 3 σ), as in `gan_single_loss.py`.
 
 
 def evaluate(args, generator, real, seed):
@@ -197,6 +246,12 @@ def evaluate(args, generator, real, seed):
             rejection_metrics(generator, real, scale, args.data, rng, args)
         )
     return samples, scores
+
+
+# ## Putting it together
+#
+# For each seed, the plain GAN (λ = 0) and the regularized one, each
+# scored and plotted; then the table and the medians.
 
 
 def main(argv=None):
@@ -223,6 +278,8 @@ def main(argv=None):
                 args.data,
                 os.path.join(args.output_dir, name),
                 np.random.default_rng(seed),
+                f"{'plain GAN' if tag == 'plain' else 'VGAN'}, "
+                f"{args.preset} preset, seed {seed}",
             )
         rows.append(row)
         print(
@@ -240,12 +297,8 @@ def main(argv=None):
                 flush=True,
             )
 
-    """
-    ## Outputs
-
-    The per-seed table and the medians (Markdown), the scatter plots, and
-    one `RESULT` line with the medians.
-    """
+    # Outputs: the per-seed table and the medians (Markdown), the scatter
+    # plots, and one `RESULT` line with the medians.
     keys = [f"{t}_{k}" for t in ("plain", "vgan") for k in ("modes", "hq")]
     keys += ["plain_rkl", "vgan_rkl", "plain_s", "vgan_s"]
     if args.rejection:
@@ -256,10 +309,10 @@ def main(argv=None):
     median.update({k: float(np.median([r[k] for r in rows])) for k in keys})
     print(format_table(rows + [median], ["seed"] + keys))
     print(f"wrote scatter plots to {args.output_dir}")
-    print(
-        "RESULT "
-        + " ".join(f"{k}={median[k]:.3f}" for k in keys)
-        + f" total_modes={total} data={args.data} preset={args.preset}"
+    print_result(
+        args,
+        " ".join(f"{k}={median[k]:.3f}" for k in keys)
+        + f" total_modes={total} data={args.data} preset={args.preset}",
     )
 
 
