@@ -38,13 +38,9 @@ protocol:
   their new values, in that order.
 
 On JAX, `hook_variables()` and `hook_writes()` may name trainable,
-non-trainable and optimizer variables.
-
-On JAX the trainer step is stateless, `(state, data) -> (logs, state)`.
-The members' states ride through the jitted step as extra entries at the
-end of the state's metrics-variables list, and are split off again before
-the trainer sees the state: nothing is added to the model's variables and
-nothing syncs per step.
+non-trainable and optimizer variables. How the members' states ride
+through the stateless JAX step is described in the docs' "How it works:
+the train-step hook" page.
 """
 
 import keras
