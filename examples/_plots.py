@@ -14,6 +14,7 @@ import threading
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 import keras_cool
 
@@ -190,6 +191,7 @@ def curves(series, path, title, xlabel, ylabel, levels=None):
         axes.axhline(
             y, linestyle="--", color=f"C{len(series) + i}", label=label
         )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)

@@ -259,7 +259,8 @@ def plot_losses(results, args):
     return curves(
         series,
         os.path.join(args.output_dir, "loss.png"),
-        f"Regression with EMA, {len(results)} process(es), "
+        f"Regression with EMA on {len(results)} "
+        f"process{'es' if len(results) > 1 else ''}, "
         f"{keras.backend.backend()}",
         "epoch",
         "mean squared error",

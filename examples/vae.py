@@ -15,6 +15,7 @@ their sum.
 
     python examples/vae.py                 # scikit-learn digits, offline
     python examples/vae.py --dataset mnist # needs a network
+    python examples/vae.py --quick         # a smoke run
 """
 
 import argparse
