@@ -26,7 +26,7 @@ setup(
     license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=find_packages(include=["keras_cool", "keras_cool.*"]),
-    install_requires=["keras>=3.12", "numpy", "h5py"],
+    install_requires=["keras>=3.12", "numpy", "h5py", "cloudpickle"],
     extras_require={
         "tensorflow": ["tensorflow>=2.16"],
         "jax": ["jax[cpu]>=0.4.30"],
