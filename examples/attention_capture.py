@@ -76,7 +76,7 @@ def make_data(n, length, vocab, rng):
 # Token and learned position embeddings, `blocks` post-norm blocks of
 # `keras.layers.MultiHeadAttention` and a feed-forward layer, then a
 # classifier on the read-out position 0. The attention layers are named
-# `block_{i}_attention` so that `OutputCapture` can find them by pattern.
+# `block_{i}_attention`, which names the captured maps.
 
 
 @keras.saving.register_keras_serializable(package="attention_capture")
@@ -127,12 +127,13 @@ def train(model, x, y, epochs):
 
 # ## Capturing the attention maps
 #
-# The pattern `block_*_attention/softmax*` names the `Softmax` layer inside
-# each `MultiHeadAttention`, whose output is the attention probabilities,
-# shaped (batch, heads, query, key). `capture.predict` returns them, with
-# the model's own `outputs`, from one compiled pass over the test set.
-# For each layer we average over heads, keep the read-out query (row 0),
-# and measure the mass it puts on the pointed-at key.
+# The target `keras.layers.Softmax` (a class) captures the `Softmax` layer
+# inside every `MultiHeadAttention`, whatever the layers are named; its
+# output is the attention probabilities, shaped (batch, heads, query, key).
+# `capture.predict` returns them, with the model's own `outputs`, from one
+# compiled pass over the test set. For each layer we average over heads,
+# keep the read-out query (row 0), and measure the mass it puts on the
+# pointed-at key.
 
 
 def attention_focus(arrays, pointer, uniform):
@@ -208,7 +209,7 @@ def main(argv=None):
     model = build_model(length, vocab, dim=32, blocks=2, heads=2)
     train(model, x, y, epochs)
 
-    capture = keras_cool.OutputCapture(model, "block_*_attention/softmax*")
+    capture = keras_cool.OutputCapture(model, keras.layers.Softmax)
     arrays = capture.predict(x_test, batch_size=200)
     uniform = 1.0 / (length + 1)
     keys, focus = attention_focus(arrays, pointer, uniform)

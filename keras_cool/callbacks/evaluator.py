@@ -77,7 +77,9 @@ class Evaluator(keras.callbacks.Callback):
 
     Args:
         evaluate_fn: Python callable, `evaluate_fn(model) -> float`; called
-            with the model being trained.
+            with the model being trained. A Keras metric or loss object
+            (which needs `y_true` and `y_pred`) is refused: give it to
+            `model.compile` instead and monitor its `val_` name.
         name: key of the value in `logs` (e.g. `"val_cluster_acc"`).
             Defaults to `"score"`.
         mode: `"max"` if larger is better, `"min"` if smaller is better.
@@ -135,6 +137,26 @@ class Evaluator(keras.callbacks.Callback):
             raise TypeError(
                 "evaluate_fn must be a callable `evaluate_fn(model) -> "
                 f"float`, got {evaluate_fn!r}."
+            )
+        if isinstance(evaluate_fn, keras.metrics.Metric):
+            raise TypeError(
+                "evaluate_fn is a Keras metric object "
+                f"({type(evaluate_fn).__name__}), which needs y_true and "
+                "y_pred, but Evaluator calls evaluate_fn(model). Give it "
+                "to model.compile(metrics=[...]), fit with validation_data "
+                f"and monitor 'val_{evaluate_fn.name}'; or wrap it: "
+                "def evaluate_fn(model): metric.reset_state(); "
+                "metric.update_state(y_val, model.predict(x_val)); "
+                "return float(metric.result())."
+            )
+        if isinstance(evaluate_fn, keras.losses.Loss):
+            raise TypeError(
+                "evaluate_fn is a Keras loss object "
+                f"({type(evaluate_fn).__name__}), which needs y_true and "
+                "y_pred, but Evaluator calls evaluate_fn(model). Give it "
+                "to model.compile(loss=...), fit with validation_data and "
+                "monitor 'val_loss'; or wrap it: def evaluate_fn(model): "
+                "return float(loss(y_val, model.predict(x_val)))."
             )
         check_one_argument(
             "evaluate_fn", evaluate_fn, "`evaluate_fn(model) -> float`"

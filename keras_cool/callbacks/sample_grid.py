@@ -29,8 +29,8 @@ class SampleGrid(keras.callbacks.Callback):
     `value_range` such as (0, 1) or (-1, 1). In `"points"` mode the outputs
     are 2-D points drawn as a scatter plot
     (`keras_cool.utils.plot_points`), for toy GANs on 2-D mixtures. PNGs are
-    written atomically by `keras_cool.utils.save_png`; Pillow is imported
-    only then, with an actionable error if it is missing.
+    written atomically by `keras_cool.utils.save_png`, which needs Pillow;
+    `on_train_begin` checks that it is installed.
 
     A generator that is a sub-model of the model being trained shows its
     current weights (the model state is synced first on JAX). Step frames
@@ -222,6 +222,8 @@ class SampleGrid(keras.callbacks.Callback):
         self._epoch = 0
         self._clock.on_train_begin(self.model)
         check_writable("filepath", self.filepath.format(epoch=0, step=0))
+        if process_shard()[0] == 0:
+            _check_pillow()
         # A dry run (nothing written): an output that cannot be drawn is
         # reported now, not after the first epoch.
         try:
@@ -255,3 +257,15 @@ class SampleGrid(keras.callbacks.Callback):
         step = optimizer_iterations(self.model) or 0
         if step and step % self.every_n_steps == 0 and step != self._last_step:
             self._write(self._epoch + 1, step)
+
+
+def _check_pillow():
+    """Raises at `on_train_begin`, not after the first epoch, when Pillow
+    (needed to write the PNGs) is missing."""
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "SampleGrid writes PNG files, which needs Pillow: "
+            "pip install Pillow"
+        ) from error

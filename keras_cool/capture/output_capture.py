@@ -49,18 +49,38 @@ class OutputCapture:
 
     `layer_paths` lists every path that can be targeted.
 
-    Attention probabilities: targeting the `Softmax` inside a
-    `MultiHeadAttention` makes that layer take its explicit (non-fused)
-    path while the capture is active, as `return_attention_scores=True`
-    does; this fails if flash attention is enabled.
+    Attention probabilities: the `Softmax` inside each
+    `keras.layers.MultiHeadAttention` outputs them, shaped (batch, heads,
+    query, key). The target `keras.layers.Softmax` (a class) captures them
+    for every `MultiHeadAttention` of the model, whatever the layers are
+    named, plus any other `Softmax` layer, each under its path. Targeting
+    such a `Softmax` makes its `MultiHeadAttention` take its explicit
+    (non-fused) path while the capture is active, as
+    `return_attention_scores=True` does; this fails if flash attention is
+    enabled.
+
+    How a string target matches, in this order: the exact layer path
+    (`"encoder/block_1/attention"`, see `layer_paths`) or tag name; else,
+    if it holds any of `*`, `?`, `[`, a glob matched with
+    `fnmatch.fnmatchcase` against every whole path and tag name, where `*`
+    also matches `/`; else, if it has no `/`, every layer whose own name
+    (the last part of its path) is the string. Keras names the second
+    layer of a kind `multi_head_attention_1`, with a sublayer `softmax_1`,
+    so `"*_attention/softmax*"` matches only the first of two
+    `MultiHeadAttention` layers left with their default names: target a
+    class (or a predicate) to reach every layer of a kind. A string that
+    matches nothing raises.
 
     Args:
         model: a built `keras.Model` (or layer).
         targets: one target or a list of them. A target is a layer object;
-            a string: a layer path such as `"encoder/block_1/attention"`
-            (see `layer_paths`), a layer name, a glob pattern over paths
-            (`"*/attention/softmax*"`), or a tag name given to
-            `keras_cool.capture`; or a predicate `fn(layer) -> bool`.
+            a layer class (a `keras.layers.Layer` subclass): every layer of
+            the model, at any depth, that is an instance of it; a string:
+            a layer path, a layer name, a glob pattern over paths
+            (`"*/attention/softmax*"`) or a tag name given to
+            `keras_cool.capture`, matched as described above; or a
+            predicate `fn(layer) -> bool`. A class or predicate that
+            matches no layer raises.
         output_key: key of the model's own outputs in `predict` results.
             Defaults to `"outputs"`.
 
@@ -74,7 +94,8 @@ class OutputCapture:
     with keras_cool.OutputCapture(model, "attention/softmax*") as cap:
         model(x)
     probs = next(iter(cap.outputs.values()))  # (3, 2, 5, 5): batch, heads
-    arrays = keras_cool.OutputCapture(model, "*softmax*").predict(x)
+    # Every MultiHeadAttention's probabilities, whatever the names:
+    arrays = keras_cool.OutputCapture(model, keras.layers.Softmax).predict(x)
     sorted(arrays)  # ['attention/softmax', 'outputs']
     ```
 
@@ -97,14 +118,21 @@ class OutputCapture:
         if not targets:
             raise ValueError("OutputCapture needs at least one target.")
         for target in targets:
+            if isinstance(target, type) and not issubclass(
+                target, keras.layers.Layer
+            ):
+                raise TypeError(
+                    "A class target must be a keras.layers.Layer subclass "
+                    f"(e.g. keras.layers.Softmax), got {target!r}."
+                )
             if not (
                 isinstance(target, (str, keras.layers.Layer))
                 or callable(target)
             ):
                 raise TypeError(
-                    "A target is a layer, a string (path, name, glob "
-                    "pattern or tag) or a predicate fn(layer) -> bool; got "
-                    f"{target!r}."
+                    "A target is a layer, a layer class, a string (path, "
+                    "name, glob pattern or tag) or a predicate "
+                    f"fn(layer) -> bool; got {target!r}."
                 )
         self.model = model
         self.targets = targets
@@ -142,6 +170,18 @@ class OutputCapture:
                 for path in match_string(target, tree):
                     chosen[path] = tree[path][0]
                     hits.add(target)
+            elif isinstance(target, type):
+                matched = [
+                    p
+                    for p, (layer, _) in tree.items()
+                    if isinstance(layer, target)
+                ]
+                if not matched:
+                    raise ValueError(
+                        f"No layer of class {target.__name__} in model "
+                        f"{self.model.name!r}. {self._listing(tree)}"
+                    )
+                chosen.update({p: tree[p][0] for p in matched})
             else:
                 matched = [p for p, (layer, _) in tree.items() if target(layer)]
                 if not matched:

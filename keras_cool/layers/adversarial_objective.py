@@ -66,12 +66,16 @@ class AdversarialObjective(keras.layers.Layer):
     | `"wasserstein"` | `wasserstein_*` | 2 (or 3) |
     | `"hinge"` (`"wasserstein_hinge"`) | `wasserstein_hinge_*` | 3 |
     | `"least_squares"` | `least_squares_*` | 3 |
-    | `"rsgan"` | `relativistic_*` | 3 |
-    | `"rasgan"` | `relativistic_average_*` | 3 |
+    | `"rsgan"` | `relativistic_standard_*` | 3 |
+    | `"rasgan"` | `relativistic_*` (TF-GAN's; `relativistic_average_*`) | 3 |
     | `"ralsgan"` | `relativistic_average_least_squares_*` | 3 |
     | `"ali_minimax"` | D: `-log D(r) - log(1-D(g))`; G: `-L_D` | 2 (or 3) |
     | `"ali_non_saturating"` | G: `-log(1 - D(r)) - log D(g)` | 3 |
     | `"ali_su"` | G: `-log D(r) - log D(g)` | 3 |
+
+    Each family's prefix is also accepted: `"relativistic"` and
+    `"relativistic_average"` for `"rasgan"`, `"relativistic_standard"` for
+    `"rsgan"`, `"relativistic_average_least_squares"` for `"ralsgan"`.
 
     The discriminator may take several inputs: pass `real_samples` and
     `generated_samples` as lists with the same structure, e.g.

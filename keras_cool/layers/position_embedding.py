@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_cool.layers._checks import check_int
+
 __all__ = ["PositionEmbedding"]
 
 
@@ -17,8 +19,8 @@ class PositionEmbedding(keras.layers.Layer):
     the first rows; `length` may vary from call to call.
 
     Args:
-        sequence_length: the longest sequence the layer accepts (BERT's
-            `max_position_embeddings`).
+        sequence_length: int >= 1, the longest sequence the layer accepts
+            (BERT's `max_position_embeddings`).
         initializer: initializer of the embeddings. Defaults to `"zeros"`.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
@@ -47,12 +49,9 @@ class PositionEmbedding(keras.layers.Layer):
 
     def __init__(self, sequence_length, initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(sequence_length, bool) or int(sequence_length) < 1:
-            raise ValueError(
-                f"sequence_length must be a positive int, got "
-                f"{sequence_length!r}."
-            )
-        self.sequence_length = int(sequence_length)
+        self.sequence_length = check_int(
+            "sequence_length", sequence_length, 1, "PositionEmbedding"
+        )
         self.initializer = keras.initializers.get(initializer)
 
     def build(self, input_shape):

@@ -9,12 +9,16 @@ Sign convention: the discriminator is pushed to output large values on
 real data (TF-GAN's convention; Su Jianlin's hinge post uses the opposite
 sign).
 
-Relativistic losses (Jolicoeur-Martineau, 2018) are not in TF-GAN; they
-follow the paper's equations. Note the sign bug in the first public RaGAN
-code (AlexiaJM/RelativisticGAN#2): its second term used
-`mean(C(x_f)) - C(x_r)`; here the fake term is `C(x_f) - mean(C(x_r))`.
-The author's code also halves the Ra losses; the paper (and this module)
-does not.
+Relativistic losses (Jolicoeur-Martineau, 2018): `relativistic_*` are
+TF-GAN's functions of those names, the relativistic *average* loss
+(RaSGAN); `relativistic_average_*` are the same functions under the
+paper's name. The paired, non-average form (RSGAN) is
+`relativistic_standard_*`, and `relativistic_average_least_squares_*` is
+RaLSGAN; both follow the paper's equations (TF-GAN has neither). Note the
+sign bug in the first public RaGAN code (AlexiaJM/RelativisticGAN#2): its
+second term used `mean(C(x_f)) - C(x_r)`; here, as in TF-GAN, the fake
+term is `C(x_f) - mean(C(x_r))`. The author's code also halves the Ra
+losses; TF-GAN, the paper and this module do not.
 """
 
 from typing import Callable
@@ -36,6 +40,8 @@ __all__ = [
     "relativistic_average_least_squares_generator_loss",
     "relativistic_discriminator_loss",
     "relativistic_generator_loss",
+    "relativistic_standard_discriminator_loss",
+    "relativistic_standard_generator_loss",
     "wasserstein_discriminator_loss",
     "wasserstein_generator_loss",
     "wasserstein_hinge_discriminator_loss",
@@ -272,10 +278,14 @@ def least_squares_generator_loss(discriminator_gen_outputs, real_label=1.0):
 
 
 @_register
-def relativistic_discriminator_loss(
+def relativistic_standard_discriminator_loss(
     discriminator_real_outputs, discriminator_gen_outputs
 ):
     """RSGAN discriminator loss, `-log σ(C(x_r) - C(x_f))`, paired samples.
+
+    The relativistic standard GAN: each real sample is compared with the
+    generated sample at the same position (not with the batch mean, as in
+    `relativistic_discriminator_loss`).
 
     Args:
         discriminator_real_outputs: logits on real data.
@@ -289,7 +299,7 @@ def relativistic_discriminator_loss(
 
 
 @_register
-def relativistic_generator_loss(
+def relativistic_standard_generator_loss(
     discriminator_real_outputs, discriminator_gen_outputs
 ):
     """RSGAN generator loss, `-log σ(C(x_f) - C(x_r))`, paired samples.
@@ -306,24 +316,31 @@ def relativistic_generator_loss(
 
 
 def _relative_to_mean(real, gen):
-    real, gen = _pair(real, gen)
+    """`(C(x_r) - mean C(x_f), C(x_f) - mean C(x_r))`; the two batches
+    may differ in size (as in TF-GAN)."""
+    real, gen = _float(real), _float(gen)
     return real - ops.mean(gen), gen - ops.mean(real)
 
 
 @_register
-def relativistic_average_discriminator_loss(
+def relativistic_discriminator_loss(
     discriminator_real_outputs, discriminator_gen_outputs
 ):
-    """RaSGAN discriminator loss (corrected signs).
+    """Relativistic average (RaSGAN) discriminator loss, as TF-GAN's.
 
-    `BCE(C(x_r) - mean C(x_f), 1) + BCE(C(x_f) - mean C(x_r), 0)`.
+    `BCE(C(x_r) - mean C(x_f), 1) + BCE(C(x_f) - mean C(x_r), 0)`, each
+    term the mean over its entries: TF-GAN's
+    `tfgan.losses.wargs.relativistic_discriminator_loss`, with the same
+    arguments and values. For the paired form (RSGAN) see
+    `relativistic_standard_discriminator_loss`.
 
     Args:
         discriminator_real_outputs: logits on real data.
-        discriminator_gen_outputs: logits on generated data.
+        discriminator_gen_outputs: logits on generated data (the batch
+            size may differ from the real one).
 
     Returns:
-        Scalar mean loss.
+        Scalar loss.
     """
     real, gen = _relative_to_mean(
         discriminator_real_outputs, discriminator_gen_outputs
@@ -332,24 +349,68 @@ def relativistic_average_discriminator_loss(
 
 
 @_register
-def relativistic_average_generator_loss(
+def relativistic_generator_loss(
     discriminator_real_outputs, discriminator_gen_outputs
 ):
-    """RaSGAN generator loss: the discriminator loss with targets swapped.
+    """Relativistic average (RaSGAN) generator loss, as TF-GAN's.
 
-    `BCE(C(x_r) - mean C(x_f), 0) + BCE(C(x_f) - mean C(x_r), 1)`.
+    The discriminator loss with the targets swapped,
+    `BCE(C(x_r) - mean C(x_f), 0) + BCE(C(x_f) - mean C(x_r), 1)`:
+    TF-GAN's `tfgan.losses.wargs.relativistic_generator_loss`. For the
+    paired form (RSGAN) see `relativistic_standard_generator_loss`.
+
+    Args:
+        discriminator_real_outputs: logits on real data.
+        discriminator_gen_outputs: logits on generated data (the batch
+            size may differ from the real one).
+
+    Returns:
+        Scalar loss.
+    """
+    real, gen = _relative_to_mean(
+        discriminator_real_outputs, discriminator_gen_outputs
+    )
+    return _bce(real, 0.0) + _bce(gen, 1.0)
+
+
+@_register
+def relativistic_average_discriminator_loss(
+    discriminator_real_outputs, discriminator_gen_outputs
+):
+    """RaSGAN discriminator loss: `relativistic_discriminator_loss`.
+
+    The same function under the paper's name (relativistic average GAN).
 
     Args:
         discriminator_real_outputs: logits on real data.
         discriminator_gen_outputs: logits on generated data.
 
     Returns:
-        Scalar mean loss.
+        Scalar loss.
     """
-    real, gen = _relative_to_mean(
+    return relativistic_discriminator_loss(
         discriminator_real_outputs, discriminator_gen_outputs
     )
-    return _bce(real, 0.0) + _bce(gen, 1.0)
+
+
+@_register
+def relativistic_average_generator_loss(
+    discriminator_real_outputs, discriminator_gen_outputs
+):
+    """RaSGAN generator loss: `relativistic_generator_loss`.
+
+    The same function under the paper's name (relativistic average GAN).
+
+    Args:
+        discriminator_real_outputs: logits on real data.
+        discriminator_gen_outputs: logits on generated data.
+
+    Returns:
+        Scalar loss.
+    """
+    return relativistic_generator_loss(
+        discriminator_real_outputs, discriminator_gen_outputs
+    )
 
 
 @_register
@@ -440,13 +501,13 @@ OBJECTIVES = {
         False,
     ),
     "rsgan": _Objective(
-        relativistic_discriminator_loss,
-        relativistic_generator_loss,
+        relativistic_standard_discriminator_loss,
+        relativistic_standard_generator_loss,
         False,
     ),
     "rasgan": _Objective(
-        relativistic_average_discriminator_loss,
-        relativistic_average_generator_loss,
+        relativistic_discriminator_loss,
+        relativistic_generator_loss,
         False,
     ),
     "ralsgan": _Objective(
@@ -481,4 +542,13 @@ OBJECTIVES.update(
         ),
     }
 )
-ALIASES = {"non_saturating": "modified", "wasserstein_hinge": "hinge"}
+# Other names of the objectives above: each family of loss functions by its
+# prefix (`relativistic` is TF-GAN's name of RaSGAN).
+ALIASES = {
+    "non_saturating": "modified",
+    "wasserstein_hinge": "hinge",
+    "relativistic": "rasgan",
+    "relativistic_average": "rasgan",
+    "relativistic_standard": "rsgan",
+    "relativistic_average_least_squares": "ralsgan",
+}

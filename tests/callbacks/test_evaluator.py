@@ -177,6 +177,22 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         fit(make_model(), [Evaluator(lambda m: [1.0, 2.0])], epochs=1)
 
 
+@pytest.mark.parametrize(
+    "obj, fragment",
+    [
+        (keras.metrics.Accuracy(), "model.compile(metrics=[...])"),
+        (keras.metrics.AUC(name="auc"), "monitor 'val_auc'"),
+        (keras.losses.MeanSquaredError(), "model.compile(loss=...)"),
+    ],
+)
+def test_keras_metric_or_loss_objects_are_refused_at_once(obj, fragment):
+    """A Keras metric (or loss) needs y_true and y_pred: refused at
+    construction with the compile recipe, not after the first epoch."""
+    with pytest.raises(TypeError, match="evaluate_fn") as info:
+        Evaluator(obj, name="score")
+    assert fragment in str(info.value)
+
+
 def test_only_process_zero_writes_but_every_process_evaluates(
     tmp_path, monkeypatch
 ):

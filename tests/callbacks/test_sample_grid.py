@@ -135,12 +135,26 @@ def test_points_mode_draws_a_scatter_plot(tmp_path):
     np.testing.assert_array_equal(read_png(grid.paths[0]), expected)
 
 
-def test_missing_pillow_is_an_actionable_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("every", ["epochs", "steps"])
+def test_missing_pillow_fails_at_train_begin(tmp_path, monkeypatch, every):
+    """Without Pillow, `fit` stops before its first step (not after the
+    first epoch) and says how to install it."""
     generator, model = make_gan_like((2, 2, 1), "sigmoid")
-    grid = SampleGrid(generator, NOISE, str(tmp_path / "x.png"))
+    frequency = {"every_n_epochs": 1}
+    if every == "steps":
+        frequency = {"every_n_epochs": None, "every_n_steps": 1}
+    grid = SampleGrid(generator, NOISE, str(tmp_path / "x.png"), **frequency)
     monkeypatch.setitem(sys.modules, "PIL", None)
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    ended = []
+    counter = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: ended.append(batch)
+    )
     with pytest.raises(ImportError, match="pip install Pillow"):
-        fit(model, [grid], epochs=1)
+        fit(model, [grid, counter], epochs=1)
+    assert ended == []
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+    assert grid.paths == [] and os.listdir(tmp_path) == []
 
 
 def test_bad_arguments_are_clear_errors():

@@ -89,6 +89,98 @@ def test_mha_probabilities_equal_return_attention_scores():
     np.testing.assert_allclose(arrays["outputs"], to_numpy(h), 1e-5, 1e-5)
 
 
+def default_named_attention_model(length=6, dim=8):
+    """Two MultiHeadAttention layers left with Keras's default names."""
+    inputs = keras.Input((length, dim))
+    h = inputs
+    for _ in range(2):
+        mha = keras.layers.MultiHeadAttention(2, 4)
+        h = keras.layers.LayerNormalization()(h + mha(h, h))
+    return keras.Model(inputs, h)
+
+
+def reference_scores(model, x):
+    """Each MultiHeadAttention's probabilities, from
+    `return_attention_scores=True`, in model order."""
+    scores, h = [], x
+    kinds = (keras.layers.MultiHeadAttention, keras.layers.LayerNormalization)
+    layers = [layer for layer in model.layers if isinstance(layer, kinds)]
+    for mha, norm in zip(layers[::2], layers[1::2]):
+        out, probs = mha(h, h, return_attention_scores=True)
+        scores.append(to_numpy(probs))
+        h = norm(ops.add(h, out))
+    return scores
+
+
+def test_class_target_captures_every_default_named_attention():
+    """`keras.layers.Softmax` reaches the probabilities of every
+    MultiHeadAttention, whatever Keras named them."""
+    model = default_named_attention_model()
+    mha_names = [
+        layer.name
+        for layer in model.layers
+        if isinstance(layer, keras.layers.MultiHeadAttention)
+    ]
+    assert mha_names[1].endswith("_1")  # Keras's default second name
+    x = data(3, 6, 8)
+    expected = reference_scores(model, x)
+    with OutputCapture(model, keras.layers.Softmax) as cap:
+        model(x)
+    keys = list(cap.outputs)
+    assert [k.split("/")[0] for k in keys] == mha_names
+    for key, probs in zip(keys, expected):
+        assert tuple(cap[key].shape) == (3, 2, 6, 6)
+        np.testing.assert_allclose(to_numpy(cap[key]), probs, 1e-5, 1e-6)
+    arrays = OutputCapture(model, keras.layers.Softmax).predict(x, batch_size=3)
+    assert sorted(arrays) == sorted(keys + ["outputs"])
+    for key, probs in zip(keys, expected):
+        np.testing.assert_allclose(arrays[key], probs, 1e-5, 1e-6)
+
+
+def test_class_target_captures_outputs_of_every_instance():
+    model = default_named_attention_model()
+    x = data(2, 6, 8)
+    with OutputCapture(model, keras.layers.MultiHeadAttention) as cap:
+        model(x)
+    names = [
+        layer.name
+        for layer in model.layers
+        if isinstance(layer, keras.layers.MultiHeadAttention)
+    ]
+    assert list(cap.outputs) == names
+    for name in names:
+        assert tuple(cap[name].shape) == (2, 6, 8)
+
+
+def test_glob_matches_whole_paths_as_documented():
+    """A glob is matched against whole paths: `"*_attention/softmax*"`
+    matches `multi_head_attention/softmax...` but not the second layer's
+    `multi_head_attention_1/softmax_1`, and says nothing."""
+    model = default_named_attention_model()
+    paths = [
+        p
+        for p in OutputCapture(model, "x").layer_paths
+        if p.split("/")[-1].startswith("softmax")
+    ]
+    assert len(paths) == 2
+    with OutputCapture(model, "*_attention/softmax*") as cap:
+        model(data(2, 6, 8))
+    assert list(cap.outputs) == [paths[0]]
+    # `*` also matches `/`: "*softmax*" reaches both.
+    with OutputCapture(model, "*softmax*") as cap:
+        model(data(2, 6, 8))
+    assert list(cap.outputs) == paths
+
+
+def test_class_targets_are_checked():
+    model = default_named_attention_model()
+    with pytest.raises(TypeError, match="keras.layers.Layer subclass"):
+        OutputCapture(model, int)
+    with pytest.raises(ValueError, match="No layer of class Conv2D"):
+        with OutputCapture(model, keras.layers.Conv2D):
+            pass
+
+
 def test_dense_in_subclassed_layer_in_sequential_in_functional():
     model = nested_model()
     x = data(5, 4)

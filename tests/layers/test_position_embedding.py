@@ -36,6 +36,14 @@ def test_variable_length_in_a_functional_model():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="sequence_length"):
         PositionEmbedding(0)
+    # A float is refused, not truncated (2.7 used to become 2).
+    with pytest.raises(ValueError, match="`sequence_length` must be an int"):
+        PositionEmbedding(2.7)
+    with pytest.raises(ValueError, match="sequence_length"):
+        PositionEmbedding(4.0)
+    with pytest.raises(TypeError, match="sequence_length"):
+        PositionEmbedding("512")
+    assert PositionEmbedding(np.int64(3)).get_config()["sequence_length"] == 3
     with pytest.raises(ValueError, match="length 9"):
         PositionEmbedding(4)(keras.Input((9, 3)))
     with pytest.raises(ValueError, match=r"\(batch, length, dim\)"):

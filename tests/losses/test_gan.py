@@ -66,13 +66,21 @@ REFERENCES = {
         lambda r, g: losses.least_squares_generator_loss(g),
         0.5 * np.mean((GEN - 1) ** 2),
     ),
+    "relativistic_standard_discriminator_loss": (
+        losses.relativistic_standard_discriminator_loss,
+        np.mean(softplus(-(REAL - GEN))),
+    ),
+    "relativistic_standard_generator_loss": (
+        losses.relativistic_standard_generator_loss,
+        np.mean(softplus(-(GEN - REAL))),
+    ),
     "relativistic_discriminator_loss": (
         losses.relativistic_discriminator_loss,
-        np.mean(softplus(-(REAL - GEN))),
+        bce(REAL - GEN.mean(), 1.0) + bce(GEN - REAL.mean(), 0.0),
     ),
     "relativistic_generator_loss": (
         losses.relativistic_generator_loss,
-        np.mean(softplus(-(GEN - REAL))),
+        bce(REAL - GEN.mean(), 0.0) + bce(GEN - REAL.mean(), 1.0),
     ),
     "relativistic_average_discriminator_loss": (
         losses.relativistic_average_discriminator_loss,
@@ -157,9 +165,63 @@ def test_patch_outputs_and_large_logits_stay_finite():
         assert np.isfinite(result), name
 
 
-def test_relativistic_pairs_need_equal_shapes():
+# TF-GAN's RelativisticAverageLoss test (tensorflow_gan/python/losses/
+# losses_impl_test.py): its inputs and expected values.
+TFGAN_REAL = np.array([-2.0, 0.4, 12.5, 2.7], "float32")
+TFGAN_GEN = np.array([10.0, 4.4, -5.5, 3.6], "float32")
+TFGAN_D_LOSS = 4.390114
+TFGAN_G_LOSS = 4.9401135
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 2), (4, 1)])
+def test_relativistic_losses_give_tfgan_values(shape):
+    """The functions with TF-GAN's names compute TF-GAN's loss (RaSGAN):
+    same argument order, same reduction, TF-GAN's test values to 1e-5."""
+    real, gen = TFGAN_REAL.reshape(shape), TFGAN_GEN.reshape(shape)
+    d_loss = value(losses.relativistic_discriminator_loss, real, gen)
+    g_loss = value(losses.relativistic_generator_loss, real, gen)
+    assert abs(d_loss - TFGAN_D_LOSS) < 1e-5
+    assert abs(g_loss - TFGAN_G_LOSS) < 1e-5
+
+
+def test_relativistic_average_is_the_tfgan_named_loss():
+    for d_or_g in ("discriminator", "generator"):
+        average = getattr(losses, f"relativistic_average_{d_or_g}_loss")
+        tfgan = getattr(losses, f"relativistic_{d_or_g}_loss")
+        assert value(average, REAL, GEN) == value(tfgan, REAL, GEN)
+        assert value(average, TFGAN_REAL, TFGAN_GEN) == pytest.approx(
+            TFGAN_D_LOSS if d_or_g == "discriminator" else TFGAN_G_LOSS,
+            abs=1e-5,
+        )
+
+
+def test_relativistic_standard_is_rsgan():
+    """RSGAN compares each real logit with the generated one at the same
+    position: -log σ(C(x_r) - C(x_f)) and -log σ(C(x_f) - C(x_r))."""
+    diff = TFGAN_REAL.astype("float64") - TFGAN_GEN
+    d_loss = np.mean(-np.log(1 / (1 + np.exp(-diff))))
+    g_loss = np.mean(-np.log(1 / (1 + np.exp(diff))))
+    assert value(
+        losses.relativistic_standard_discriminator_loss, TFGAN_REAL, TFGAN_GEN
+    ) == pytest.approx(d_loss, abs=1e-5)
+    assert value(
+        losses.relativistic_standard_generator_loss, TFGAN_REAL, TFGAN_GEN
+    ) == pytest.approx(g_loss, abs=1e-5)
+    # Not the average loss: on TF-GAN's inputs, 4.3148 and 4.5898.
+    assert abs(d_loss - TFGAN_D_LOSS) > 0.05
+    assert abs(g_loss - TFGAN_G_LOSS) > 0.3
+
+
+def test_relativistic_standard_pairs_need_equal_shapes():
     with pytest.raises(ValueError, match="same shape"):
-        losses.relativistic_discriminator_loss(REAL, GEN[:8])
+        losses.relativistic_standard_discriminator_loss(REAL, GEN[:8])
+
+
+def test_relativistic_average_batches_may_differ_in_size():
+    """As in TF-GAN: only the batch means of the other side enter."""
+    got = value(losses.relativistic_discriminator_loss, REAL, GEN[:8])
+    expected = bce(REAL - GEN[:8].mean(), 1.0) + bce(GEN[:8] - REAL.mean(), 0)
+    assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_two_pass_objectives_are_minus_the_fake_term():
@@ -170,6 +232,22 @@ def test_two_pass_objectives_are_minus_the_fake_term():
         g_shift = value(g_loss, zeros, GEN) - value(g_loss, zeros, zeros)
         assert np.isclose(g_shift, -fake_term, atol=1e-5) == two_pass, name
     assert set(ALIASES.values()) <= set(OBJECTIVES)
+
+
+def test_objectives_use_the_losses_their_names_say():
+    """`rsgan` is RSGAN, `rasgan` (alias `relativistic`, TF-GAN's name) the
+    TF-GAN-named RaSGAN functions."""
+    assert OBJECTIVES["rsgan"].d_loss is (
+        losses.relativistic_standard_discriminator_loss
+    )
+    assert OBJECTIVES["rsgan"].g_loss is (
+        losses.relativistic_standard_generator_loss
+    )
+    assert OBJECTIVES["rasgan"].d_loss is losses.relativistic_discriminator_loss
+    assert OBJECTIVES["rasgan"].g_loss is losses.relativistic_generator_loss
+    assert ALIASES["relativistic"] == "rasgan"
+    assert ALIASES["relativistic_average"] == "rasgan"
+    assert ALIASES["relativistic_standard"] == "rsgan"
 
 
 def test_objectives_are_read_by_name():
@@ -184,6 +262,6 @@ def test_objectives_are_read_by_name():
 def test_losses_reexports_every_gan_loss():
     from keras_cool.losses import gan
 
-    assert losses.__all__ == gan.__all__
+    assert losses.__all__ is gan.__all__
     for name in gan.__all__:
         assert getattr(losses, name) is getattr(gan, name), name
