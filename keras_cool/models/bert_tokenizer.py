@@ -126,11 +126,27 @@ class BertTokenizer:
         return [list(e.ids) for e in encodings]
 
     def _encode(self, firsts, seconds, length):
-        if length is not None and (isinstance(length, bool) or length < 3):
-            raise ValueError(f"length must be an int >= 3, got {length}.")
-        firsts = self._pieces(firsts)
         if seconds is None:
             seconds = [None] * len(firsts)
+        if length is not None:
+            pairs = any(s is not None for s in seconds)
+            least = 3 if pairs else 2
+            if isinstance(length, bool) or not isinstance(
+                length, (int, np.integer)
+            ):
+                raise ValueError(f"length must be an int, got {length!r}.")
+            length = int(length)
+            if length < least:
+                raise ValueError(
+                    f"length must be >= {least} "
+                    + (
+                        "for text pairs ([CLS] [SEP] [SEP])"
+                        if pairs
+                        else "for single texts ([CLS] [SEP])"
+                    )
+                    + f", got {length}."
+                )
+        firsts = self._pieces(firsts)
         pieces = self._pieces(["" if s is None else s for s in seconds])
         seconds = [None if s is None else p for s, p in zip(seconds, pieces)]
         rows, kinds = [], []
@@ -158,7 +174,10 @@ class BertTokenizer:
         Args:
             first: the text.
             second: optional second text of a pair.
-            length: pad (and truncate) to this length; default: no padding.
+            length: pad (and truncate) to this length: at least 2 for
+                one text (`[CLS] [SEP]` when `length=2`, as transformers'
+                tokenizers give), 3 for a pair; `None` pads nothing.
+                Defaults to `None`.
 
         Returns:
             `(token_ids, segment_ids)`, int32 arrays of shape `(length,)`.

@@ -69,7 +69,25 @@ def test_bad_inputs_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"\[MASK\]"):
         BertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a"])
     tokenizer = BertTokenizer(VOCAB)
-    with pytest.raises(ValueError, match="length"):
-        tokenizer.encode("a", length=2)
+    with pytest.raises(ValueError, match=r"length must be >= 2 .*got 1"):
+        tokenizer.encode("a", length=1)
+    with pytest.raises(ValueError, match=r"length must be >= 3 for text pairs"):
+        tokenizer.encode("a", "b", length=2)
+    with pytest.raises(ValueError, match="length must be an int"):
+        tokenizer.encode("a", length=2.0)
     with pytest.raises(ValueError, match="2 first texts and 1"):
         tokenizer.encode_batch(["a", "b"], ["c"])
+
+
+def test_length_two_gives_cls_sep_as_transformers_does():
+    """transformers' BertTokenizerFast(text, max_length=2, truncation=True)
+    gives `[CLS] [SEP]`: the whole text is truncated away."""
+    tokenizer = BertTokenizer(VOCAB)
+    ids, segments = tokenizer.encode("the cat sat on the mat", length=2)
+    assert list(ids) == [tokenizer.cls_id, tokenizer.sep_id]
+    assert list(segments) == [0, 0]
+    batch, _ = tokenizer.encode_batch(["the cat", ""], length=np.int64(2))
+    assert batch.tolist() == [[tokenizer.cls_id, tokenizer.sep_id]] * 2
+    ids, segments = tokenizer.encode("the cat", "a dog", length=3)
+    assert list(ids) == [tokenizer.cls_id, tokenizer.sep_id, tokenizer.sep_id]
+    assert list(segments) == [0, 0, 1]
