@@ -63,6 +63,7 @@ def build_bert(
     hidden_act=None,
     sequence_length=None,
     name="bert",
+    padding_mask=False,
 ):
     """Builds BERT (Devlin et al.) from its config, optionally loaded.
 
@@ -75,7 +76,11 @@ def build_bert(
     Inputs: `[token_ids, segment_ids]`, int32 `(batch, length)`. Positions
     whose token id is `pad_token_id` (0) are masked as attention keys, as
     Google and HuggingFace mask them; their own outputs are computed as
-    usual and should be ignored.
+    usual and should be ignored. With `padding_mask=True` a third input,
+    `padding_mask` `(batch, length)` (keras-hub's name and convention: 1
+    keeps a token, 0 masks it; HuggingFace's `attention_mask`, Google's
+    `input_mask`), gives the mask instead, and token ids no longer matter.
+    The inputs may also be a dict keyed by these names.
 
     Outputs: a dict with `"sequence_output"` `(batch, length, hidden)`,
     `"pooled_output"` `(batch, hidden)` (tanh dense on the first token),
@@ -109,6 +114,9 @@ def build_bert(
         sequence_length: static input length, or None for any length up
             to `max_position_embeddings`. Defaults to `None`.
         name: the model's name. Defaults to `"bert"`.
+        padding_mask: add the `padding_mask` input (1 = attend to the
+            token, 0 = padding) and mask attention keys by it rather than by
+            `pad_token_id`. Defaults to `False`.
 
     Returns:
         A `keras.Model`.
@@ -158,8 +166,16 @@ def build_bert(
     segment_ids = keras.Input(
         (sequence_length,), dtype="int32", name="segment_ids"
     )
+    inputs = [token_ids, segment_ids]
+    if padding_mask:
+        inputs.append(
+            keras.Input((sequence_length,), dtype="int32", name="padding_mask")
+        )
+        keep = ops.not_equal(inputs[-1], 0)
+    else:
+        keep = ops.not_equal(token_ids, config["pad_token_id"])
     # (batch, 1, length): padded keys masked; broadcast over the queries.
-    mask = ops.expand_dims(ops.not_equal(token_ids, config["pad_token_id"]), 1)
+    mask = ops.expand_dims(keep, 1)
 
     word_embedding = keras.layers.ReversibleEmbedding(
         config["vocab_size"],
@@ -199,7 +215,7 @@ def build_bert(
         outputs["nsp_logits"] = _dense(2, "nsp", config)(
             outputs["pooled_output"]
         )
-    model = keras.Model([token_ids, segment_ids], outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
     if checkpoint is not None:
         load_bert_weights(model, checkpoint)
     return model

@@ -20,9 +20,9 @@ TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 def run_with_attention(model, reference):
     """Model outputs and every layer's attention probabilities, in order."""
     capture = keras_cool.OutputCapture(model, "layer_*_attention/softmax*")
-    arrays = capture.predict(
-        [reference["token_ids"], reference["segment_ids"]], batch_size=3
-    )
+    names = [tensor.name for tensor in model.inputs]
+    inputs = [reference[name] for name in names]
+    arrays = capture.predict(inputs, batch_size=3)
     keys = [k for k in arrays if k != "outputs"]
     order = sorted(keys, key=lambda k: int(re.match(r"layer_(\d+)_", k)[1]))
     return arrays["outputs"], [arrays[k] for k in order]
@@ -56,6 +56,56 @@ def test_matches_transformers_with_padding(path, reference):
     keys = reference["padding_mask"][:, None, None, :] == 0
     assert np.abs(attention[0] * keys).max() < 1e-6
     print(max_differences(model, reference))  # shown with pytest -s
+
+
+def test_padding_mask_input_matches_transformers_attention_mask():
+    """`padding_mask=True` follows an explicit mask as transformers'
+    `attention_mask` does: id-0 tokens it keeps are attended, padded
+    positions holding ordinary ids are not (fixtures/make_mask_reference.py).
+    """
+    with np.load(FIXTURE / "reference_mask.npz") as data:
+        reference = dict(data)
+    mask = reference["padding_mask"]
+    assert ((reference["token_ids"] == 0) & (mask == 1)).any()
+    assert ((reference["token_ids"] != 0) & (mask == 0)).any()
+    model = build_bert(
+        FIXTURE, checkpoint=HF_DIR, mlm=True, nsp=True, padding_mask=True
+    )
+    assert [t.name for t in model.inputs] == [
+        "token_ids",
+        "segment_ids",
+        "padding_mask",
+    ]
+    found = max_differences(model, reference)
+    print(found)  # shown with pytest -s
+    assert max(found.values()) < 1e-5, found
+    # Masked keys get no attention, kept id-0 keys do.
+    outputs, attention = run_with_attention(model, reference)
+    keys = (mask == 0)[:, None, None, :]
+    assert np.abs(attention[0] * keys).max() < 1e-6
+    assert attention[0][0, :, :, 3].min() > 1e-4  # token id 0, mask 1
+    # Masking by pad_token_id (the default model) gets this batch wrong.
+    default = build_bert(FIXTURE, checkpoint=HF_DIR, mlm=True, nsp=True)
+    assert len(default.inputs) == 2
+    wrong = max_differences(default, reference)
+    assert wrong["sequence_output"] > 1e-2, wrong
+
+
+def test_padding_mask_model_takes_a_dict_and_saves(tmp_path):
+    model = build_bert(FIXTURE, checkpoint=HF_DIR, padding_mask=True)
+    ids = np.array([[2, 17, 0, 3, 9, 9]], "int32")
+    inputs = {
+        "token_ids": ids,
+        "segment_ids": np.zeros_like(ids),
+        "padding_mask": np.array([[1, 1, 1, 1, 0, 0]], "int32"),
+    }
+    want = model.predict(inputs, verbose=0)["sequence_output"]
+    got = model.predict(list(inputs.values()), verbose=0)["sequence_output"]
+    np.testing.assert_array_equal(got, want)
+    model.save(tmp_path / "masked.keras")
+    loaded = keras.saving.load_model(tmp_path / "masked.keras")
+    got = loaded.predict(inputs, verbose=0)["sequence_output"]
+    np.testing.assert_allclose(got, want, 1e-6, 1e-6)
 
 
 def swapped_gamma_beta(weights):
