@@ -16,6 +16,9 @@ from keras_cool.callbacks import _exit_guard
 from keras_cool.callbacks import _train_step_hook
 from keras_cool.callbacks._checks import check_savable
 from keras_cool.callbacks._checks import check_writable
+from keras_cool.callbacks._ema_checks import check_best_weights
+from keras_cool.callbacks._ema_checks import check_number
+from keras_cool.callbacks._ema_checks import running_callbacks
 
 __all__ = ["ExponentialMovingAverage"]
 
@@ -105,7 +108,9 @@ def _layout_of(variable):
 
 
 def _read_state(path):
-    """`(step, shadows, paths)` from a `save_state` file, or a clear error."""
+    """`(step, shadows, paths, raws)` from a `save_state` file, or a clear
+    error; `raws` (the raw weights, saved while the EMA weights were
+    applied) is None when the file has none."""
     try:
         with np.load(path, allow_pickle=False) as data:
             count = len([k for k in data.files if k.startswith("shadow_")])
@@ -114,6 +119,15 @@ def _read_state(path):
             paths = None
             if "paths" in data.files:
                 paths = [str(p) for p in data["paths"]]
+            raws = None
+            if "raw_0" in data.files:
+                raws = [data[f"raw_{i}"] for i in range(count)]
+                for i, (raw, shadow) in enumerate(zip(raws, shadows)):
+                    if raw.shape != shadow.shape:
+                        raise ValueError(
+                            f"raw_{i} has shape {raw.shape}, shadow_{i} "
+                            f"{shadow.shape}"
+                        )
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, AttributeError) as error:
@@ -122,7 +136,16 @@ def _read_state(path):
             f"ExponentialMovingAverage.save_state (a .npz file with "
             f"'step' and 'shadow_<i>' arrays): {error}"
         ) from None
-    return step, shadows, paths
+    return step, shadows, paths, raws
+
+
+def _savable(value, dtype):
+    """`value` as a numpy array that `np.savez` keeps exactly: float
+    dtypes numpy has no kind for (bfloat16) are widened to float32."""
+    array = np.array(ops.convert_to_numpy(value))
+    if _is_float(dtype) and array.dtype.kind != "f":
+        array = array.astype("float32")
+    return array
 
 
 def _shadow_dtype(variable, averaged):
@@ -151,6 +174,21 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
     Swapping copies values: `reset_old_weights()` writes back the exact raw
     values saved by `apply_ema_weights()` (bit-identical).
+
+    Checkpoints: a `keras.callbacks.ModelCheckpoint` listed after this
+    callback saves the EMA weights with `swap_on_epoch=True`, the raw
+    weights otherwise. Either resumes exactly with `state_path`:
+    `model = keras.models.load_model(checkpoint)`, `ema.load_state(state)`
+    (a state saved while the EMA weights were in the model also holds the
+    raw weights, and puts them back), then `fit(..., initial_epoch=k)`.
+    A `ModelCheckpoint(save_best_only=True)` or an
+    `EarlyStopping(restore_best_weights=True)` that monitors a `val_*`
+    score must keep the weights that were scored: with
+    `validate_on_ema=True` (the default), pass `swap_on_epoch=True` and
+    list this callback first (it keeps the EMA weights); with
+    `validate_on_ema=False`, it keeps the raw weights (with
+    `swap_on_epoch=True`, list it before this callback). Other
+    combinations raise a `ValueError` at `on_train_begin`.
 
     Args:
         decay: float in [0, 1), the EMA decay (momentum). Defaults to
@@ -187,7 +225,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             `"raw"`.
         state_path: optional file name (may contain `{epoch}`); if set, the
             EMA state is saved there (atomically) at every epoch end, for
-            resuming together with a `ModelCheckpoint`. Defaults to `None`.
+            resuming together with a `ModelCheckpoint` (see above).
+            Defaults to `None`.
         **kwargs: passed to `keras.callbacks.Callback`.
 
     Example:
@@ -225,23 +264,25 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not 0.0 <= float(decay) < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {decay}.")
+        decay = check_number(
+            "decay", decay, "in [0, 1) (e.g. 0.999)", lambda d: 0 <= d < 1
+        )
         if warmup not in WARMUPS:
             raise ValueError(
                 f"warmup must be one of {WARMUPS}, got {warmup!r}."
             )
-        if warmup_gamma <= 0 or warmup_power <= 0:
-            raise ValueError(
-                "warmup_gamma and warmup_power must be > 0, got "
-                f"{warmup_gamma} and {warmup_power}."
-            )
-        if int(start_step) != start_step or start_step < 0:
-            raise ValueError(f"start_step must be an int >= 0: {start_step}.")
-        if int(update_every) != update_every or update_every < 1:
-            raise ValueError(
-                f"update_every must be an int >= 1, got {update_every}."
-            )
+        warmup_gamma = check_number(
+            "warmup_gamma", warmup_gamma, "> 0", lambda g: g > 0
+        )
+        warmup_power = check_number(
+            "warmup_power", warmup_power, "> 0", lambda p: p > 0
+        )
+        start_step = check_number(
+            "start_step", start_step, ">= 0", lambda s: s >= 0, integer=True
+        )
+        update_every = check_number(
+            "update_every", update_every, ">= 1", lambda n: n >= 1, integer=True
+        )
         if non_trainable not in POLICIES:
             raise ValueError(
                 f"non_trainable must be one of {POLICIES}, got "
@@ -302,14 +343,23 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         return self._backup is not None
 
     def ema_weights(self):
-        """The shadow weights as numpy arrays, in `model.weights` order
-        restricted to the tracked variables (see `tracked_variables`)."""
+        """The shadow weights as numpy arrays, one per tracked variable, in
+        `model.weights` order (see `tracked_variables`).
+
+        When the tracked variables are `model.weights` (no RNG seed
+        states, `non_trainable` not `"ignore"`),
+        `model.set_weights(ema.ema_weights())` puts the EMA weights in
+        the model, each on its own variable.
+        """
         self._require_state("read the EMA weights")
         self._sync()
         return [np.array(s.numpy()) for s in self._shadows]
 
     def tracked_variables(self):
-        """The model variables that have a shadow, in shadow order."""
+        """The model variables that have a shadow, in `model.variables`
+        order (that of `model.weights`, with RNG seed states where
+        `model.variables` has them); the shadows, `ema_weights()` and
+        the arrays of `save_state` follow this order."""
         self._require_state("list the tracked variables")
         return list(self._variables)
 
@@ -382,12 +432,22 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
     def save_state(self, path):
         """Save the EMA state (step and shadow weights) atomically to a
-        `.npz` file, for `load_state` when resuming."""
+        `.npz` file, for `load_state` when resuming.
+
+        While the EMA weights are applied (`swap_on_epoch=True` at epoch
+        end, inside `swapped_weights()`, after `final_weights="ema"`), the
+        model holds no raw weights, so a checkpoint of it holds the EMA;
+        the state then also holds the raw weights, and `load_state` puts
+        them back.
+        """
         self._require_state("save the EMA state")
         self._sync()
         arrays = {"step": np.asarray(self._step.numpy(), "int64")}
         for i, shadow in enumerate(self._shadows):
             arrays[f"shadow_{i}"] = np.array(shadow.numpy())
+        if self._backup is not None:
+            for i, (v, raw) in enumerate(zip(self._variables, self._backup)):
+                arrays[f"raw_{i}"] = _savable(raw, v.dtype)
         arrays["paths"] = np.array([v.path for v in self._variables])
         atomic_write(path, lambda f: np.savez(f, **arrays))
         return path
@@ -399,10 +459,16 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         the model) when `fit`, `evaluate` or `predict` starts with this
         callback; call `set_model(model)` first to use it right away, e.g.
         `ema.set_model(model); ema.load_state(p); ema.save_ema_model(f)`.
+
+        A state saved while the EMA weights were applied brings that back:
+        the EMA weights go into the model and its raw weights become the
+        ones `reset_old_weights()` restores, and `fit` trains on (it
+        restores them at `on_train_begin`). So a checkpoint that holds the
+        EMA weights (`swap_on_epoch=True`) resumes exactly.
         """
-        step, shadows, paths = _read_state(path)
+        step, shadows, paths, raws = _read_state(path)
         if self._shadows is None:
-            self._pending_state = (step, shadows, paths)
+            self._pending_state = (step, shadows, paths, raws)
             if self._model is not None:
                 self._ensure_state(self._model)
             return
@@ -411,6 +477,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._step.assign(step)
         for shadow, value in zip(self._shadows, shadows):
             shadow.assign(value)
+        if raws is not None:
+            self._restore_applied(raws)
 
     # ------------------------------------------------------------------
     # Callback hooks
@@ -429,6 +497,9 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
+        callbacks = running_callbacks(self)
+        if callbacks is not None:
+            check_best_weights(self, callbacks)
         if self.state_path:
             path = str(self.state_path).format(epoch=1)
             check_writable("state_path", path)
@@ -437,6 +508,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             # Training always continues on the raw weights.
             self.reset_old_weights()
         self._ensure_state(model)
+        if self._backup is not None:  # applied by a loaded state
+            self.reset_old_weights()
         self._install(model)
 
     def on_train_end(self, logs=None):
@@ -456,12 +529,14 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._sync_model()
-        if self.state_path:
-            self.save_state(str(self.state_path).format(epoch=epoch + 1))
         if self.swap_on_epoch and self._backup is None:
             _exit_guard.on_exit(self._model, self._undo_epoch_swap)
             self.apply_ema_weights()
             self._auto_swapped = True
+        if self.state_path:
+            # After the swap: the state then holds the raw weights that a
+            # checkpoint listed after this callback does not.
+            self.save_state(str(self.state_path).format(epoch=epoch + 1))
 
     def on_test_begin(self, logs=None):
         self._auto_apply()
@@ -547,16 +622,23 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             self._live = None
 
     def _select_variables(self, model):
-        variables, averaged = [], []
-        for v in model.trainable_variables:
-            variables.append(v)
-            averaged.append(_is_float(v.dtype))
+        """The tracked variables in `model.variables` order (whose
+        restriction to `model.weights` is `model.weights` order), and per
+        variable whether its shadow is averaged."""
+        trainable = {id(v) for v in model.trainable_variables}
+        chosen = list(model.trainable_variables)
         if self.non_trainable != "ignore":
-            for v in model.non_trainable_variables:
+            chosen += model.non_trainable_variables
+        by_id = {id(v): v for v in chosen}
+        variables = []
+        for v in list(model.variables) + chosen:
+            if by_id.pop(id(v), None) is not None:
                 variables.append(v)
-                averaged.append(
-                    self.non_trainable == "average" and _is_float(v.dtype)
-                )
+        averaged = [
+            _is_float(v.dtype)
+            and (id(v) in trainable or self.non_trainable == "average")
+            for v in variables
+        ]
         return variables, averaged
 
     def _ensure_state(self, model):
@@ -573,8 +655,9 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             return
         if not variables:
             return
+        raws = None
         if self._pending_state is not None:
-            step, values, paths = self._pending_state
+            step, values, paths, raws = self._pending_state
             self._check_loaded(values, paths, variables)
         else:
             step = 0
@@ -601,6 +684,18 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         self._pending_state = None
         self._average = self._pairs = None
         self._packed = _packing(shadows, averaged)
+        if raws is not None:
+            self._restore_applied(raws)
+
+    def _restore_applied(self, raws):
+        """A state saved while the EMA weights were applied: apply them
+        again, with `raws` (its raw weights) to restore."""
+        self._sync_model()
+        backup = []
+        for variable, shadow, raw in zip(self._variables, self._shadows, raws):
+            backup.append(ops.convert_to_tensor(raw, variable.dtype))
+            variable.assign(ops.copy(ops.cast(shadow.value, variable.dtype)))
+        self._backup = backup
 
     def _check_loaded(self, values, paths, variables):
         """Checks a loaded state against the model's tracked variables.

@@ -47,10 +47,8 @@ class RecordWeights(keras.callbacks.Callback):
         self.steps = []
 
     def _record(self):
-        model = self.model
-        self.steps.append(
-            values(model.trainable_variables + model.non_trainable_variables)
-        )
+        # The tracked variables are model.weights here (no seed states).
+        self.steps.append(values(self.model.weights))
 
     def on_train_begin(self, logs=None):
         self._record()
@@ -407,9 +405,12 @@ def test_config_and_exports():
     "kwargs, match",
     [
         (dict(decay=1.0), "decay"),
+        (dict(decay=float("nan")), "decay"),
         (dict(warmup="linear"), "warmup"),
+        (dict(warmup_gamma=0), "warmup_gamma"),
         (dict(update_every=0), "update_every"),
         (dict(start_step=-1), "start_step"),
+        (dict(start_step=1.5), "start_step must be an integer"),
         (dict(non_trainable="mean"), "non_trainable"),
         (dict(final_weights="best"), "final_weights"),
     ],
@@ -417,6 +418,61 @@ def test_config_and_exports():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ExponentialMovingAverage(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(decay=None), r"decay must be a number in \[0, 1\).*None"),
+        (dict(decay="0.99"), r"decay must be a number in \[0, 1\)"),
+        (dict(decay=[0.9]), r"decay must be a number in \[0, 1\)"),
+        (dict(decay=True), r"decay must be a number in \[0, 1\)"),
+        (dict(warmup_gamma=None), "warmup_gamma must be a number > 0"),
+        (dict(warmup_power="2/3"), "warmup_power must be a number > 0"),
+        (dict(start_step=None), "start_step must be a number >= 0"),
+        (dict(update_every=None), "update_every must be a number >= 1"),
+    ],
+)
+def test_arguments_that_are_not_numbers(kwargs, match):
+    # A TypeError naming the argument and its range, not float()'s own.
+    with pytest.raises(TypeError, match=match):
+        ExponentialMovingAverage(**kwargs)
+    # Numbers of any numeric type are accepted.
+    ema = ExponentialMovingAverage(decay=np.float32(0.5), update_every=2.0)
+    assert ema.decay == 0.5 and ema.update_every == 2
+
+
+def test_ema_weights_are_in_model_weights_order(tmp_path):
+    # BatchNormalization, then LayerNormalization: trainable-first order
+    # would put LayerNormalization's gamma and beta on BatchNormalization's
+    # moving mean and variance (same shapes, so set_weights takes them).
+    inp = keras.Input((4,))
+    h = keras.layers.BatchNormalization()(keras.layers.Dense(8)(inp))
+    model = compiled(keras.Model(inp, keras.layers.LayerNormalization()(h)))
+    y = np.random.RandomState(4).rand(32, 8).astype("float32") - 2.0
+    ema = ExponentialMovingAverage(decay=0.9)
+    model.fit(X, y, batch_size=8, epochs=2, verbose=0, callbacks=[ema])
+    paths = [v.path for v in model.weights]
+    assert [v.path for v in ema.tracked_variables()] == paths
+    with ema.swapped_weights():
+        swapped = values(model.weights)
+    ema.save_state(tmp_path / "state.npz")
+    ema.save_ema_model(tmp_path / "ema.keras")
+
+    model.set_weights(ema.ema_weights())
+    for variable, expected in zip(model.weights, swapped):
+        np.testing.assert_array_equal(variable.numpy(), expected)
+    variance = [v for v in model.weights if "moving_variance" in v.path]
+    assert (variance[0].numpy() > 0).all()
+    # The saved state pairs each shadow with its own variable's path.
+    with np.load(tmp_path / "state.npz") as saved:
+        assert [str(p) for p in saved["paths"]] == paths
+        for i, expected in enumerate(swapped):
+            np.testing.assert_array_equal(saved[f"shadow_{i}"], expected)
+    # So does the deployment model.
+    loaded = keras.models.load_model(tmp_path / "ema.keras")
+    for got, expected in zip(loaded.get_weights(), swapped):
+        np.testing.assert_array_equal(got, expected)
 
 
 def _two_square_layers():
