@@ -9,7 +9,6 @@ measurement that shows it, or where only a backend package can do the job:
 - `make_ema_average`: the in-place EMA update (torch `lerp_`, one fused
   TensorFlow kernel, else `keras.ops`);
 - `once_per_step`: run an update once per step under `tf.distribute`;
-- `read_tf_checkpoint`: read a TF1 checkpoint (lazy TensorFlow import);
 - `collect_before_exit`: free tf.data iterators before interpreter exit;
 - `split_across_processes`, `process_shard`: multi-process JAX / torch.
 
@@ -29,7 +28,6 @@ __all__ = [
     "make_ema_average",
     "once_per_step",
     "process_shard",
-    "read_tf_checkpoint",
     "split_across_processes",
 ]
 
@@ -109,37 +107,6 @@ def _tensorflow_average():
         tf.cond(d > 0, lerp, copy)
 
     return average
-
-
-def read_tf_checkpoint(prefix, skip=None):
-    """Reads a TensorFlow checkpoint into `{name: numpy array}`.
-
-    Args:
-        prefix: the checkpoint prefix, e.g. `".../bert_model.ckpt"` (the
-            files are `prefix.index` and `prefix.data-*`).
-        skip: optional `fn(name) -> bool`; variables it accepts are not
-            read (e.g. optimizer slots).
-
-    Raises:
-        ImportError: TensorFlow is not installed (any Keras backend can use
-            the arrays, but only TensorFlow reads the format).
-    """
-    try:
-        import tensorflow as tf
-    except ImportError as error:
-        raise ImportError(
-            "Reading a TensorFlow checkpoint needs the tensorflow package "
-            "(any Keras backend can then use the weights): pip install "
-            "tensorflow. Or convert the checkpoint to HuggingFace "
-            "safetensors once and load that."
-        ) from error
-    reader = tf.train.load_checkpoint(str(prefix))
-    names = sorted(reader.get_variable_to_shape_map())
-    return {
-        name: reader.get_tensor(name)
-        for name in names
-        if skip is None or not skip(name)
-    }
 
 
 def once_per_step(update):

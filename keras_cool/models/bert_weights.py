@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from keras_cool import _backend
+from keras_cool.models._tf_checkpoint import read_tf_checkpoint
 
 __all__ = ["load_bert_weights", "read_bert_weights"]
 
@@ -140,9 +140,11 @@ def read_bert_weights(path):
     The format is detected:
 
     - a Google TF1 checkpoint: its prefix (`.../bert_model.ckpt`), one of
-      its files, or the folder holding it. Needs TensorFlow to read (on any
-      Keras backend; an `ImportError` says how to install it). Optimizer
-      slots (`*/adam_m`, `*/adam_v`) and `global_step` are skipped.
+      its files, or the folder holding it. Read with numpy alone (no
+      TensorFlow), bit for bit as `tf.train.load_checkpoint` reads it.
+      Optimizer slots (`*/adam_m`, `*/adam_v`) and `global_step` are
+      skipped; partitioned variables and unknown dtypes raise
+      `ValueError`.
     - HuggingFace: a folder with `model.safetensors` (or a sharded
       `model.safetensors.index.json`), or a `.safetensors` file. Read with
       the `safetensors` package into numpy (no torch or TensorFlow).
@@ -177,7 +179,7 @@ def read_bert_weights(path):
             return _read_safetensors(files)
     prefix = _tf_prefix(path)
     if prefix is not None:
-        return _backend.read_tf_checkpoint(prefix, skip=_is_training_state)
+        return read_tf_checkpoint(prefix, skip=_is_training_state)
     raise FileNotFoundError(
         f"No BERT weights at {path!r}: expected a Google checkpoint prefix "
         "(bert_model.ckpt, next to bert_model.ckpt.index), a HuggingFace "
