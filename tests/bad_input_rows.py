@@ -56,10 +56,12 @@ def model_with(*layers_between):
     return model
 
 
-def fit_with(callback, model=None, x=X, y=Y, **kwargs):
-    """A fit plan: (model, callbacks, fit kwargs)."""
+def fit_with(callback, model=None, x=X, y=Y, extra=None, **kwargs):
+    """A fit plan: (model, callbacks, fit kwargs); `extra` is a callback
+    listed after `callback`."""
     model = model or model_with()
-    return model, [callback], dict(x=x, y=y, **kwargs)
+    callbacks = [callback] + ([extra] if extra is not None else [])
+    return model, callbacks, dict(x=x, y=y, **kwargs)
 
 
 def symbolic(*shapes, dtype="float32"):

@@ -406,6 +406,9 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
 
     @contextlib.contextmanager
     def _swapped(self):
+        if self.applied:  # Nested, or `swap_on_epoch=True` at epoch end.
+            yield self
+            return
         self.apply_ema_weights()
         try:
             yield self
@@ -416,7 +419,11 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         """A context manager: EMA weights inside, raw weights restored
         bit-exactly on exit (also on exceptions).
 
-        For instance `with ema.swapped_weights(): model.evaluate(x, y)`.
+        Where the EMA weights are in the model already (inside another
+        `swapped_weights()`, or at epoch end with `swap_on_epoch=True`),
+        it changes nothing, so `Evaluator(weights_context=...)` works with
+        either setting. For instance
+        `with ema.swapped_weights(): model.evaluate(x, y)`.
         """
         return self._swapped()
 

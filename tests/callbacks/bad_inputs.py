@@ -232,7 +232,52 @@ ROWS = [
         C,
         lambda: EMA(decay=None),
         TypeError,
-        "decay",
+        "decay must be a number",
+    ),
+    Row(
+        "ema-decay-str", "EMA", C, lambda: EMA(decay="0.99"), TypeError, "decay"
+    ),
+    Row(
+        "ema-gamma-none",
+        "EMA",
+        C,
+        lambda: EMA(warmup_gamma=None),
+        TypeError,
+        "warmup_gamma",
+    ),
+    Row(
+        "ema-every-none",
+        "EMA",
+        C,
+        lambda: EMA(update_every=None),
+        TypeError,
+        "update_every",
+    ),
+    Row(
+        "ema-best-checkpoint-raw",
+        "EMA",
+        T,
+        lambda: fit_with(
+            EMA(),
+            validation_split=0.25,
+            extra=keras.callbacks.ModelCheckpoint(
+                "best.keras", save_best_only=True
+            ),
+        ),
+        ValueError,
+        "swap_on_epoch=True",
+    ),
+    Row(
+        "ema-early-stopping-raw",
+        "EMA",
+        T,
+        lambda: fit_with(
+            EMA(),
+            validation_split=0.25,
+            extra=keras.callbacks.EarlyStopping(restore_best_weights=True),
+        ),
+        ValueError,
+        "swap_on_epoch=True",
     ),
     Row("ev-fn", "Evaluator", C, lambda: E(3), TypeError, "evaluate_fn"),
     Row(

@@ -161,6 +161,37 @@ def test_apply_restore_is_bit_exact_and_errors_are_clear():
         np.testing.assert_array_equal(v.numpy(), r)
 
 
+
+def test_swapped_weights_nest_and_work_with_swap_on_epoch():
+    model = compiled()
+    seen = []
+
+    def score(m):
+        seen.append(values(m.weights))
+        return 0.0
+
+    ema = ExponentialMovingAverage(decay=0.5, swap_on_epoch=True)
+    evaluator = keras_cool.callbacks.Evaluator(
+        score, name="score", weights_context=ema.swapped_weights
+    )
+    model.fit(
+        X, Y, batch_size=8, epochs=2, verbose=0, callbacks=[ema, evaluator]
+    )
+    assert len(seen) == 2 and not ema.applied
+    raw = values(model.weights)
+    with ema.swapped_weights():
+        shadows = values(model.weights)
+        with ema.swapped_weights():  # nested: nothing changes
+            assert ema.applied
+            for v, s in zip(model.weights, shadows):
+                np.testing.assert_array_equal(v.numpy(), s)
+        assert ema.applied
+    assert not ema.applied
+    for v, r in zip(model.weights, raw):
+        np.testing.assert_array_equal(v.numpy(), r)
+    for v, s in zip(seen[-1], shadows):  # the evaluator saw the EMA weights
+        np.testing.assert_array_equal(v, s)
+
 def bn_stats(model):
     return [
         np.array(v.numpy())
