@@ -31,21 +31,10 @@ import keras
 import pytest
 
 import keras_cool
+from tests.public_api import SUBPACKAGES
 
 PACKAGE_DIR = pathlib.Path(keras_cool.__file__).parent
 REPO_DIR = pathlib.Path(__file__).parent.parent
-SUBPACKAGES = [
-    "layers",
-    "callbacks",
-    "capture",
-    "data",
-    "losses",
-    "models",
-    "optimizers",
-    "optimizers.schedules",
-    "testing",
-    "utils",
-]
 MAX_PRIVATE_MODULE_LINES = 400
 FORBIDDEN_IMPORTS = ("keras.src", "tensorflow", "tf_keras", "jax", "torch")
 # Module (relative to keras_cool/) -> the backends it may import.

@@ -17,6 +17,8 @@ import re
 import keras
 import pytest
 
+from tests.public_api import PUBLIC_PACKAGES
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.M | re.S)
@@ -24,19 +26,6 @@ FRAGMENT = "# Fragment:"
 # Blocks shown as fragments by design (a reader's own model or files).
 MAX_FRAGMENTS = 12
 README_MAX_LINES = 150
-PUBLIC_PACKAGES = (
-    "keras_cool",
-    "keras_cool.callbacks",
-    "keras_cool.capture",
-    "keras_cool.data",
-    "keras_cool.layers",
-    "keras_cool.losses",
-    "keras_cool.models",
-    "keras_cool.optimizers",
-    "keras_cool.optimizers.schedules",
-    "keras_cool.testing",
-    "keras_cool.utils",
-)
 
 
 def pages():

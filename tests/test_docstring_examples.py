@@ -25,19 +25,8 @@ import keras
 import numpy as np
 import pytest
 
-PUBLIC_PACKAGES = (
-    "keras_cool",
-    "keras_cool.callbacks",
-    "keras_cool.capture",
-    "keras_cool.data",
-    "keras_cool.layers",
-    "keras_cool.losses",
-    "keras_cool.models",
-    "keras_cool.optimizers",
-    "keras_cool.optimizers.schedules",
-    "keras_cool.testing",
-    "keras_cool.utils",
-)
+from tests.public_api import PUBLIC_PACKAGES
+
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.M | re.S)
 # A Google-style section header, at the docstring's own indentation.
 SECTION = re.compile(r"^[A-Z][A-Za-z ]*:\s*$", re.M)

@@ -161,7 +161,6 @@ def test_apply_restore_is_bit_exact_and_errors_are_clear():
         np.testing.assert_array_equal(v.numpy(), r)
 
 
-
 def test_swapped_weights_nest_and_work_with_swap_on_epoch():
     model = compiled()
     seen = []
@@ -191,6 +190,7 @@ def test_swapped_weights_nest_and_work_with_swap_on_epoch():
         np.testing.assert_array_equal(v.numpy(), r)
     for v, s in zip(seen[-1], shadows):  # the evaluator saw the EMA weights
         np.testing.assert_array_equal(v, s)
+
 
 def bn_stats(model):
     return [
