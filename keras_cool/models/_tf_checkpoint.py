@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["list_tf_checkpoint", "read_tf_checkpoint"]
+__all__ = ["TFCheckpoint", "list_tf_checkpoint", "read_tf_checkpoint"]
 
 _MAGIC = 0xDB4775248B80FB57  # LevelDB's kTableMagicNumber
 _FOOTER = 48  # two BlockHandles padded to 40 bytes, then the magic
@@ -268,6 +268,35 @@ def _read(prefix, name, fields, files, num_shards):
     return array.reshape(shape)
 
 
+class TFCheckpoint:
+    """Shapes and (on demand) values of a checkpoint's variables.
+
+    The `.index` is parsed once; `read(name)` reads one tensor from its
+    data file. `close()` closes the data files.
+    """
+
+    def __init__(self, prefix):
+        self.prefix = os.fspath(prefix)
+        self._shards, self._entries = _bundle(self.prefix)
+        self._files = {}
+
+    def names(self):
+        return sorted(self._entries)
+
+    def shape(self, name):
+        return _check(self.prefix, name, self._entries[name])[1]
+
+    def read(self, name):
+        return _read(
+            self.prefix, name, self._entries[name], self._files, self._shards
+        )
+
+    def close(self):
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+
+
 def read_tf_checkpoint(prefix, skip=None):
     """Reads a TensorFlow checkpoint into `{name: numpy array}`.
 
@@ -281,15 +310,12 @@ def read_tf_checkpoint(prefix, skip=None):
         dict from variable name to a numpy array, as
         `tf.train.load_checkpoint(prefix).get_tensor(name)` gives it.
     """
-    prefix = os.fspath(prefix)
-    num_shards, entries = _bundle(prefix)
-    files = {}
+    checkpoint = TFCheckpoint(prefix)
     try:
         return {
-            name: _read(prefix, name, fields, files, num_shards)
-            for name, fields in sorted(entries.items())
+            name: checkpoint.read(name)
+            for name in checkpoint.names()
             if skip is None or not skip(name)
         }
     finally:
-        for f in files.values():
-            f.close()
+        checkpoint.close()

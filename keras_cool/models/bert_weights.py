@@ -7,14 +7,15 @@ a `build_bert` model.
 """
 
 import glob
-import json
 import os
 import re
 import warnings
 
 import numpy as np
 
-from keras_cool.models._tf_checkpoint import read_tf_checkpoint
+from keras_cool.models._safetensors import SafetensorsReader
+from keras_cool.models._safetensors import safetensors_files
+from keras_cool.models._tf_checkpoint import TFCheckpoint
 
 __all__ = ["load_bert_weights", "read_bert_weights"]
 
@@ -55,18 +56,18 @@ _HF_SKIPPED = (
 )
 
 
-def _hf_to_google(name, array):
-    """`(google_name, array)` for a HF tensor, or None to skip it."""
+def _hf_to_google(name):
+    """`(google_name, transpose)` for a HF tensor name, or None to skip it."""
     if not name.startswith(("bert.", "cls.")):
         name = "bert." + name  # saved from BertModel (no "bert." prefix)
     if name in _HF_SKIPPED:
         return None
     if name == "cls.predictions.bias":
-        return "cls/predictions/output_bias", array
+        return "cls/predictions/output_bias", False
     if name == "cls.seq_relationship.weight":  # both store [2, hidden]
-        return "cls/seq_relationship/output_weights", array
+        return "cls/seq_relationship/output_weights", False
     if name == "cls.seq_relationship.bias":
-        return "cls/seq_relationship/output_bias", array
+        return "cls/seq_relationship/output_bias", False
     base, leaf = name.rsplit(".", 1)
     match = _HF_LAYER.match(base)
     if match:
@@ -74,44 +75,65 @@ def _hf_to_google(name, array):
     else:
         google = dict(_HF_PARTS).get(base)
         if google is None:
-            return f"<hf>{name}", array  # reported as unused
+            return f"<hf>{name}", False  # reported as unused
     if google.endswith("_embeddings") and leaf == "weight":
-        return google, array
+        return google, False
     if google.endswith("LayerNorm"):  # old HF files say gamma / beta
         leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
-        return f"{google}/{leaf}", array
+        return f"{google}/{leaf}", False
     if leaf == "weight":  # a torch Linear weight is [out, in]
-        return f"{google}/kernel", np.ascontiguousarray(array.T)
+        return f"{google}/kernel", True
     if leaf == "bias":
-        return f"{google}/bias", array
-    return f"<hf>{name}", array
+        return f"{google}/bias", False
+    return f"<hf>{name}", False
 
 
-def _read_safetensors(files):
-    try:
-        from safetensors.numpy import load_file
-    except ImportError as error:
-        raise ImportError(
-            "Reading HuggingFace safetensors needs the safetensors package "
-            "(no torch needed): pip install safetensors"
-        ) from error
-    weights = {}
-    for path in files:
-        for name, array in load_file(path).items():
-            converted = _hf_to_google(name, array)
-            if converted is not None:
-                weights[converted[0]] = converted[1]
-    return weights
+class _Weights:
+    """Google name -> shape and a reader: tensors are read one at a time,
+    when asked for (a dict already in memory, a TF checkpoint, or
+    safetensors), so loading holds the model plus about one tensor."""
+
+    def __init__(self, shapes, read, close=None):
+        self.shapes, self._read, self._close = shapes, read, close
+
+    def read(self, name):
+        return self._read(name)
+
+    def close(self):
+        if self._close is not None:
+            self._close()
 
 
-def _safetensors_files(folder):
-    index = os.path.join(folder, "model.safetensors.index.json")
-    if os.path.isfile(index):
-        with open(index, encoding="utf-8") as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
-        return [os.path.join(folder, shard) for shard in shards]
-    single = os.path.join(folder, "model.safetensors")
-    return [single] if os.path.isfile(single) else []
+def _dict_weights(weights):
+    shapes = {name: tuple(np.shape(value)) for name, value in weights.items()}
+    return _Weights(shapes, lambda name: np.asarray(weights[name]))
+
+
+def _safetensors_weights(files):
+    reader = SafetensorsReader(files)
+    sources, shapes = {}, {}
+    for name in reader.names():
+        converted = _hf_to_google(name)
+        if converted is None:
+            continue
+        google, transpose = converted
+        shape = reader.shape(name)
+        shapes[google] = shape[::-1] if transpose else shape
+        sources[google] = (name, transpose)
+
+    def read(google):
+        name, transpose = sources[google]
+        array = reader.read(name)
+        return np.ascontiguousarray(array.T) if transpose else array
+
+    return _Weights(shapes, read)
+
+
+def _tf_weights(prefix):
+    checkpoint = TFCheckpoint(prefix)
+    names = [n for n in checkpoint.names() if not _is_training_state(n)]
+    shapes = {name: checkpoint.shape(name) for name in names}
+    return _Weights(shapes, checkpoint.read, checkpoint.close)
 
 
 def _tf_prefix(path):
@@ -170,20 +192,29 @@ def read_bert_weights(path):
     weights["bert/embeddings/word_embeddings"].shape  # (100, 16)
     ```
     """
+    weights = _open_weights(path)
+    try:
+        return {name: weights.read(name) for name in weights.shapes}
+    finally:
+        weights.close()
+
+
+def _open_weights(path):
+    """A lazy `_Weights` for any `read_bert_weights` path, or a dict."""
+    if isinstance(path, dict):
+        return _dict_weights(path)
     path = os.fspath(path)
-    if path.endswith(".safetensors") and os.path.isfile(path):
-        return _read_safetensors([path])
-    if os.path.isdir(path):
-        files = _safetensors_files(path)
-        if files:
-            return _read_safetensors(files)
+    files = safetensors_files(path)
+    if files:
+        return _safetensors_weights(files)
     prefix = _tf_prefix(path)
     if prefix is not None:
-        return read_tf_checkpoint(prefix, skip=_is_training_state)
+        return _tf_weights(prefix)
     raise FileNotFoundError(
         f"No BERT weights at {path!r}: expected a Google checkpoint prefix "
         "(bert_model.ckpt, next to bert_model.ckpt.index), a HuggingFace "
-        "folder with model.safetensors, or a .safetensors file."
+        "folder with model.safetensors (or model.safetensors.index.json "
+        "and its shards), or a .safetensors file."
     )
 
 
@@ -276,6 +307,24 @@ def _expected_shape(variable, transform):
     return shape
 
 
+def _check_shapes(targets, shapes):
+    """The names to load; a mismatch raises before anything is read."""
+    found = []
+    for name, (variable, transform) in targets.items():
+        if name not in shapes:
+            continue
+        expected = _expected_shape(variable, transform)
+        if tuple(shapes[name]) != expected:
+            raise ValueError(
+                f"Shape mismatch for {name}: the checkpoint has "
+                f"{tuple(shapes[name])}, the model expects {expected} "
+                f"(variable {variable.path} of shape "
+                f"{tuple(variable.shape)}). Is the config the checkpoint's?"
+            )
+        found.append(name)
+    return found
+
+
 def load_bert_weights(model, path, strict=True):
     """Loads BERT weights into a `build_bert` model; returns a report.
 
@@ -320,46 +369,40 @@ def load_bert_weights(model, path, strict=True):
     report["skipped"]  # ['cls/predictions/output_bias'] (no MLM head)
     ```
     """
-    weights = path if isinstance(path, dict) else read_bert_weights(path)
     targets = _targets(model)
-    values = {}
-    for name, (variable, transform) in targets.items():
-        if name not in weights:
-            continue
-        array = np.asarray(weights[name])
-        expected = _expected_shape(variable, transform)
-        if tuple(array.shape) != expected:
-            raise ValueError(
-                f"Shape mismatch for {name}: the checkpoint has "
-                f"{tuple(array.shape)}, the model expects {expected} "
-                f"(variable {variable.path} of shape "
-                f"{tuple(variable.shape)}). Is the config the checkpoint's?"
+    weights = _open_weights(path)
+    try:
+        found = _check_shapes(targets, weights.shapes)
+        missing = sorted(set(targets) - set(found))
+        extra = sorted(set(weights.shapes) - set(targets))
+        heads = ("cls/predictions/", "cls/seq_relationship/")
+        skipped = [n for n in extra if n.startswith(heads)]
+        unused = [n for n in extra if not n.startswith(heads)]
+        problems = []
+        if missing:
+            problems.append(f"missing from the checkpoint: {missing}")
+        if unused:
+            problems.append(f"in the checkpoint but unused: {unused}")
+        if problems:
+            message = (
+                f"Loading BERT weights into {model.name!r}: "
+                + "; ".join(problems)
+                + ". Check the config and the heads (mlm=, nsp=)"
             )
-        if transform == "transpose":
-            array = array.T
-        values[name] = array.reshape(tuple(variable.shape))
-    missing = sorted(set(targets) - set(values))
-    extra = sorted(set(weights) - set(targets))
-    heads = ("cls/predictions/", "cls/seq_relationship/")
-    skipped = [n for n in extra if n.startswith(heads)]
-    unused = [n for n in extra if not n.startswith(heads)]
-    problems = []
-    if missing:
-        problems.append(f"missing from the checkpoint: {missing}")
-    if unused:
-        problems.append(f"in the checkpoint but unused: {unused}")
-    if problems:
-        message = (
-            f"Loading BERT weights into {model.name!r}: "
-            + "; ".join(problems)
-            + ". Check the config and the heads (mlm=, nsp=)"
-        )
-        if strict:
-            raise ValueError(message + ", or pass strict=False.")
-        warnings.warn(message + ".", stacklevel=2)
-    for name, array in values.items():
-        variable = targets[name][0]
-        variable.assign(array.astype(variable.dtype))
+            if strict:
+                raise ValueError(message + ", or pass strict=False.")
+            warnings.warn(message + ".", stacklevel=2)
+        for name in found:  # one tensor in host memory at a time
+            variable, transform = targets[name]
+            array = weights.read(name)
+            if transform == "transpose":
+                array = array.T
+            array = array.reshape(tuple(variable.shape))
+            variable.assign(array.astype(variable.dtype))
+            del array
+    finally:
+        weights.close()
+    values = found
     return {
         "loaded": sorted(values),
         "missing": missing,

@@ -75,7 +75,7 @@ def test_tf_checkpoint_equals_its_safetensors_twin():
 
 
 def test_missing_safetensors_gives_an_install_hint(monkeypatch):
-    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    monkeypatch.setitem(sys.modules, "safetensors", None)
     with pytest.raises(ImportError, match="pip install safetensors"):
         read_bert_weights(HF_DIR)
 
