@@ -127,3 +127,81 @@ def test_saving_weights_split_across_processes_is_refused_at_fit_start(
             assert "dense/kernel" in message
         assert not list(out.parent.glob("*.npz"))
         assert not list(out.parent.glob("*.h5"))
+
+
+# One process of a 2-process job, written as a plain script with no
+# `if __name__ == "__main__":` guard; it reads its place in the job from
+# the environment, as a job launcher would set it.
+UNGUARDED_JOB = """
+import os
+import keras
+import numpy as np
+import keras_cool
+
+with open(os.environ["KC_MARKER"], "a") as f:
+    f.write(f"{os.environ['KC_PROCESS_ID']} {os.getpid()}\\n")
+keras.distribution.initialize(
+    job_addresses=f"127.0.0.1:{os.environ['KC_PORT']}",
+    num_processes=2,
+    process_id=int(os.environ["KC_PROCESS_ID"]),
+)
+keras.distribution.set_distribution(
+    keras.distribution.DataParallel(auto_shard_dataset=False)
+)
+
+
+class Batches(keras_cool.Sequence):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        x = self.rng.normal(size=(4, 4)).astype("float32")
+        return x, x[:, :1]
+
+
+data = Batches(seed=0, shard="auto", workers=2, use_multiprocessing=True)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse")
+history = model.fit(data, epochs=2, verbose=0, shuffle=False)
+data.close()
+print("DONE", len(history.history["loss"]), flush=True)
+"""
+
+
+def test_unguarded_script_with_worker_processes_runs_a_two_process_job(
+    tmp_path,
+):
+    # Workers never import __main__: the job's top level (and its
+    # keras.distribution.initialize) runs once per process. It used to run
+    # again in the fork server, and JAX's coordination service aborted
+    # the job ("unexpectedly tried to connect with a different
+    # incarnation").
+    script = tmp_path / "job.py"
+    script.write_text(UNGUARDED_JOB)
+    marker = tmp_path / "marker.txt"
+    port = free_port()
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            env=child_env(
+                {
+                    "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
+                    "KC_MARKER": str(marker),
+                    "KC_PORT": str(port),
+                    "KC_PROCESS_ID": str(i),
+                }
+            ),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    codes, logs = finish(jobs, timeout=150)
+    log = "\n".join(log[-3000:] for log in logs)
+    assert codes == [0, 0], log
+    assert all("DONE 2" in out for out in logs), log
+    assert "incarnation" not in log
+    lines = marker.read_text().split("\n")[:-1]
+    assert sorted(line.split()[0] for line in lines) == ["0", "1"], log

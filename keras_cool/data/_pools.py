@@ -62,21 +62,6 @@ def ensure_reaper():
             _REAPER.update(thread=thread, pid=os.getpid())
 
 
-def preload_forkserver(context):
-    """Have the fork server import keras_cool (and so Keras) once.
-
-    Workers forked from it then start in a fraction of a second instead of
-    importing Keras and its backend again. This only takes effect if the
-    fork server of this process is not running yet.
-    """
-    import multiprocessing.forkserver  # POSIX only
-
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    modules = list(getattr(server, "_preload_modules", None) or ["__main__"])
-    if "keras_cool" not in modules:
-        context.set_forkserver_preload(modules + ["keras_cool"])
-
-
 class Closed(Exception):
     """Raised by `get` on a pool closed meanwhile: start a new one."""
 

@@ -41,6 +41,7 @@ import time
 
 from keras_cool.data import _interrupt
 from keras_cool.data import _pools
+from keras_cool.data import _start
 from keras_cool.data import _worker
 
 
@@ -54,11 +55,11 @@ def _likely_cause(code):
     if code is not None and code < 0:
         return "It was killed by a signal or crashed in native code."
     return (
-        "It exited on its own: with the 'spawn' or 'forkserver' start "
-        "method each worker imports the main script again, so a script "
-        'whose training code is not under `if __name__ == "__main__":` '
-        "runs it again in every worker (put it under that guard). "
-        "Otherwise something in the worker called sys.exit or os._exit."
+        "It exited on its own: it failed to start (its traceback is on "
+        "stderr), or code it ran (`__getitem__`, `open_resources`, a "
+        "module imported to unpickle the dataset) called sys.exit or "
+        "os._exit. Workers never run the main script: the dataset is sent "
+        "to them by value."
     )
 
 
@@ -91,7 +92,7 @@ class ProcessPool(_pools.Pool):
         _interrupt.watch(self)
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            _pools.preload_forkserver(context)
+            _start.preload_forkserver(context)
         with self.lock:
             self.busy += 1  # the idle reaper must not close a pool starting
         try:
@@ -120,7 +121,7 @@ class ProcessPool(_pools.Pool):
             daemon=False,
         )
         try:
-            process.start()
+            _start.start(process)
         except AssertionError as error:
             raise RuntimeError(
                 f"keras_cool.Sequence `{self.name}` cannot start worker "
@@ -237,9 +238,12 @@ class ProcessPool(_pools.Pool):
             raise RuntimeError(
                 f"keras_cool.Sequence `{self.name}`: worker process "
                 f"{worker.wid} (pid {worker.process.pid}) could not start:\n"
-                f"{message[1]}\nIf the class is defined in a notebook or an "
-                "interactive session, move it to an importable module or "
-                "pass start_method='fork'."
+                f"{message[1]}\nThe dataset is sent to workers by value "
+                "(cloudpickle), but what it refers to by name (modules, "
+                "and classes and functions of importable modules) is "
+                "imported in the worker: make those importable there (on "
+                "sys.path, installed), or use threads "
+                "(use_multiprocessing=False)."
             )
         _, key, value = message
         if key not in self.owner:

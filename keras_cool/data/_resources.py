@@ -8,6 +8,8 @@ drops it (each worker process opens its own).
 import os
 import pickle
 
+import cloudpickle
+
 from keras_cool.data import _seeding
 
 _MISSING = object()
@@ -65,15 +67,21 @@ def add_note(exc, text):
 
 
 def dumps_for_workers(dataset):
-    """Pickle `dataset` for worker processes, naming what cannot be pickled."""
+    """Pickle `dataset` by value for worker processes (cloudpickle).
+
+    Classes and functions of `__main__` (a script, guarded or not, a
+    notebook, stdin) and lambdas travel by value, so no worker imports the
+    main module; `pickle.loads` rebuilds them. What cannot be pickled is
+    named in the error, with the fix.
+    """
     try:
-        return pickle.dumps(dataset, protocol=pickle.HIGHEST_PROTOCOL)
+        return cloudpickle.dumps(dataset, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:
         cls = type(dataset).__qualname__
         bad = []
         for name, value in dataset.__getstate__().items():
             try:
-                pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+                cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as attr_error:
                 kind = f"{type(value).__module__}.{type(value).__qualname__}"
                 bad.append(f"`{name}` ({kind}: {attr_error})")
@@ -88,9 +96,11 @@ def dumps_for_workers(dataset):
         else:
             problem = f"it cannot be pickled ({error})"
             fix = (
-                f"Define the class `{cls}` at the top level of an importable "
-                "module (not inside a function), so worker processes can "
-                "import it, or pass use_multiprocessing=False."
+                f"The class `{cls}` is sent by value together with the "
+                "globals and enclosing variables its methods use: open "
+                "files, clients and other per-process handles in "
+                "`open_resources()` instead, or pass "
+                "use_multiprocessing=False."
             )
         raise TypeError(
             f"keras_cool.Sequence `{cls}` is sent to worker processes "

@@ -15,6 +15,8 @@ import traceback
 from typing import NamedTuple
 from typing import Optional
 
+import cloudpickle
+
 from keras_cool.data import _memory
 from keras_cool.data import _resources
 
@@ -41,8 +43,8 @@ class ErrorRecord(NamedTuple):
         remote_tb = "".join(
             traceback.format_exception(type(error), error, error.__traceback__)
         )
-        try:
-            payload = pickle.dumps(error)
+        try:  # by value if its class is in __main__ (cloudpickle)
+            payload = cloudpickle.dumps(error)
             pickle.loads(payload)
         except Exception:
             payload = None

@@ -4,8 +4,6 @@ import functools
 import itertools
 import multiprocessing
 import operator
-import os
-import sys
 import warnings
 import weakref
 
@@ -46,8 +44,11 @@ class Sequence(keras.utils.PyDataset):
             multiprocessing, batches are computed in the calling thread.
             Defaults to `1`.
         use_multiprocessing: Whether the workers are processes (needed to
-            run CPU-bound Python/NumPy code in parallel). The dataset must
-            then be picklable. Defaults to `False`.
+            run CPU-bound Python/NumPy code in parallel). The dataset is
+            then sent to each worker by value with cloudpickle (lambdas
+            and classes of `__main__` included); open files and other
+            per-process handles in `open_resources()`. Defaults to
+            `False`.
         max_queue_size: Maximum number of batches prefetched ahead.
             Defaults to `10`.
         seed: Base seed of all randomness. `None` draws one from the global
@@ -57,8 +58,11 @@ class Sequence(keras.utils.PyDataset):
             Defaults to `False`.
         start_method: Start method of worker processes: `"forkserver"`,
             `"spawn"` or `"fork"`; `None`: `"forkserver"` where available.
-            Scripts using `"forkserver"` or `"spawn"` need an
-            `if __name__ == "__main__":` guard. Defaults to `None`.
+            Workers never import `__main__` (the dataset is sent to them by
+            value with cloudpickle), so scripts need no
+            `if __name__ == "__main__":` guard, and classes defined in a
+            notebook or in a script read from stdin work with every
+            method. Defaults to `None`.
         persistent_workers: Keep worker processes or threads alive across
             epochs instead of starting them every epoch. Call `close()` (or
             use a `with` block) when done. Defaults to `False`.
@@ -149,8 +153,6 @@ class Sequence(keras.utils.PyDataset):
         self.start_method = start_method
         self.persistent_workers = bool(persistent_workers)
         self.shard = shard
-        if self._kc_mode() == "processes":
-            _start_method(type(self), start_method)  # a clear error now
         collect_before_exit()  # TensorFlow's tf.data exit hang
 
     def __init_subclass__(cls, **kwargs):
@@ -380,7 +382,7 @@ class Sequence(keras.utils.PyDataset):
                     functools.partial(_batch.dumps_for_workers, ref),
                     _batch.WorkerSource,
                     self.num_workers,
-                    _start_method(type(self), self.start_method),
+                    self.start_method or _default_start_method(),
                     name,
                     reap=not self.persistent_workers,
                 )
@@ -493,6 +495,11 @@ class Sequence(keras.utils.PyDataset):
             if self._kc_mode() == "processes":
                 _interrupt.install_interrupt_handler()
             self._kc_after_hook(runtime, self._kc_run_hook("on_epoch_begin"))
+            if self._kc_mode() == "processes":
+                # Start the workers now, in the calling thread: a dataset
+                # that cannot be sent to them fails at the start of `fit`
+                # with its own error, on every backend (not inside tf.data).
+                self._kc_pool(runtime)
 
     def _kc_on_epoch_end(self):
         runtime = self._kc_runtime()
@@ -504,35 +511,6 @@ class Sequence(keras.utils.PyDataset):
                 self._kc_close_pool(runtime)
             else:
                 self._kc_after_hook(runtime, ran)
-
-
-def _start_method(cls, chosen):
-    """The start method for `cls`'s workers.
-
-    A class defined in a `__main__` that has no file (a notebook, a script
-    piped to `python -`, an interactive session) cannot be imported by a
-    spawned or forkserver worker, which would die at start-up: such
-    classes use "fork" (as `keras.utils.PyDataset` and torch's
-    `DataLoader` do), or get a clear error where fork is not available or
-    another method was asked for.
-    """
-    path = getattr(sys.modules.get("__main__"), "__file__", None)
-    importable = cls.__module__ != "__main__" or (
-        path is not None and os.path.isfile(path)
-    )
-    if importable:
-        return chosen or _default_start_method()
-    methods = multiprocessing.get_all_start_methods()
-    if chosen in (None, "fork") and "fork" in methods:
-        return "fork"
-    raise RuntimeError(
-        f"keras_cool.Sequence `{cls.__qualname__}` is defined in __main__ "
-        "without a file (a notebook, an interactive session or a script "
-        f"read from stdin), so {chosen or 'spawned'!r} worker processes "
-        "cannot import it. Pass start_method='fork' (POSIX), move the "
-        "class to an importable module, or use threads "
-        "(use_multiprocessing=False)."
-    )
 
 
 def _default_start_method():

@@ -2,8 +2,8 @@
 
 Process-based tests are few and small (starting processes that import Keras
 is slow on a small machine); most use start_method="fork", one uses the
-default ("forkserver"). Classes live at module level so worker processes
-can import them.
+default ("forkserver"). Datasets are sent to workers by value, so a class
+defined in a file-less `__main__` (a notebook) works too.
 """
 
 import concurrent.futures
@@ -12,6 +12,7 @@ import os
 import pickle
 import signal
 import time
+import types
 
 import h5py
 import keras
@@ -90,10 +91,39 @@ def test_worker_thread_exception_names_the_batch():
     assert "batch 3" in "\n".join(getattr(info.value, "__notes__", []))
 
 
-class Unpicklable(Noise):
+class OpenFile(Regression):
+    """Opens a file in `__init__`: a handle cannot be sent to a worker."""
+
+    def __init__(self, path, **kwargs):
+        super().__init__(**kwargs)
+        self.handle = open(path, "rb")
+
+
+# A notebook cell: run in a fresh module named __main__ that has no file.
+NOTEBOOK_CELL = """
+import os
+import numpy as np
+import keras_cool
+
+
+class Cell(keras_cool.Sequence):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.transform = lambda x: x
+        self.scale = lambda x: 2 * x  # a lambda attribute
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        value = self.scale(self.rng.integers(10**9))
+        return np.array([index, value, os.getpid()])
+"""
+
+
+def notebook_class():
+    module = types.ModuleType("__main__")  # no __file__, as in a notebook
+    exec(NOTEBOOK_CELL, module.__dict__)
+    return module.Cell
 
 
 def test_thread_pool_runs_a_plain_callable_and_prefetches_by_itself():
@@ -121,11 +151,33 @@ def test_thread_pool_runs_a_plain_callable_and_prefetches_by_itself():
         pool.get(plan, 0)
 
 
-def test_unpicklable_attribute_is_named():
-    data = Unpicklable(workers=2, use_multiprocessing=True, start_method="fork")
-    with pytest.raises(TypeError, match="`transform`.*open_resources"):
-        list(data)
+@pytest.mark.timeout(60)
+def test_unpicklable_attribute_is_named_at_fit_start(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("0\n")
+    data = OpenFile(str(path), workers=2, use_multiprocessing=True)
+    model = tiny_model()
+    try:
+        with pytest.raises(TypeError, match="`handle`.*open_resources"):
+            model.fit(data, epochs=2, verbose=0, shuffle=False)
+    finally:
+        data.handle.close()
+    assert int(model.optimizer.iterations.numpy()) == 0  # before a step
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.timeout(60)
+def test_notebook_class_with_a_lambda_runs_in_worker_processes():
+    # Sent by value (cloudpickle): the default start method's workers
+    # never import the file-less __main__ the class was defined in.
+    cell = notebook_class()
+    assert cell.__module__ == "__main__"
+    inline = np.stack(list(cell(seed=3)))
+    data = cell(seed=3, workers=2, use_multiprocessing=True)
+    got = np.stack(list(data))
+    assert not multiprocessing.active_children()
+    np.testing.assert_array_equal(got[:, :2], inline[:, :2])
+    assert os.getpid() not in set(got[:, 2].tolist())
 
 
 def test_resources_open_once_per_process_and_are_not_pickled(tmp_path):
