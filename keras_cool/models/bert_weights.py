@@ -398,7 +398,7 @@ def load_bert_weights(model, path, strict=True):
             if transform == "transpose":
                 array = array.T
             array = array.reshape(tuple(variable.shape))
-            variable.assign(array.astype(variable.dtype))
+            variable.assign(array.astype(variable.dtype, copy=False))
             del array
     finally:
         weights.close()
