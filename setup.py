@@ -35,7 +35,8 @@ setup(
         # docs/getting_started.md), or pip picks a CUDA build.
         "torch": ["torch>=2.2"],
         # keras_cool.models: BertTokenizer, HuggingFace safetensors. Google
-        # TF1 checkpoints also need tensorflow (any Keras backend).
+        # TF1 checkpoints are read with numpy (cramjam only for the rare
+        # snappy-compressed index).
         "bert": ["tokenizers", "safetensors"],
         "examples": [
             "matplotlib",

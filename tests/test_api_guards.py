@@ -42,9 +42,7 @@ BACKEND_MODULES = {
     # One fused pass per weight for the EMA update where the train step is
     # not compiled with XLA (torch; TensorFlow on CPU): `keras.ops` has no
     # in-place lerp. See the module's docstring and benchmarks/ema_overhead.
-    # Also reads TF1 checkpoints (Google's bert_model.ckpt) for
-    # keras_cool.models: only TensorFlow reads that format (lazy import);
-    # one EMA update per step under tf.distribute (merge_call), and the
+    # Also one EMA update per step under tf.distribute (merge_call), and the
     # process index of a JAX / torch.distributed job.
     "_backend.py": ("tensorflow", "jax", "torch"),
 }
