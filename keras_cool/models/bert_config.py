@@ -3,6 +3,8 @@
 import json
 import os
 
+from keras_cool.models._families import family_config
+
 __all__ = ["load_bert_config"]
 
 _REQUIRED = (
@@ -53,10 +55,15 @@ def load_bert_config(config):
         config: a dict, a path to `bert_config.json` (Google) or
             `config.json` (HuggingFace), or a folder (or checkpoint prefix)
             next to such a file. Missing optional keys get BERT's defaults
-            (`layer_norm_eps=1e-12`, `pad_token_id=0`, ...).
+            (`layer_norm_eps=1e-12`, `pad_token_id=0`, ...). A HuggingFace
+            `model_type` of `"roberta"`, `"xlm-roberta"`, `"camembert"`,
+            `"distilbert"` (its `dim`, `n_layers`, ... renamed to BERT's
+            keys, `type_vocab_size=0`) or `"electra"` is kept; other
+            model types raise `ValueError`.
 
     Returns:
-        A new dict with at least the keys of Google's `bert_config.json`.
+        A new dict with at least the keys of Google's `bert_config.json`
+        and `model_type` (`"bert"` where the config has none).
 
     Example:
 
@@ -74,6 +81,7 @@ def load_bert_config(config):
     if not isinstance(config, dict):
         with open(config_path(config), encoding="utf-8") as f:
             config = json.load(f)
+    config = family_config(config)
     missing = [key for key in _REQUIRED if key not in config]
     if missing:
         raise ValueError(

@@ -6,6 +6,7 @@ from keras import ops
 from keras_cool.layers.bias_add import BiasAdd
 from keras_cool.layers.position_embedding import PositionEmbedding
 from keras_cool.models._activations import activation
+from keras_cool.models._families import FAMILIES
 from keras_cool.models.bert_config import load_bert_config
 from keras_cool.models.bert_weights import load_bert_weights
 
@@ -55,6 +56,67 @@ def _encoder_layer(x, mask, index, config, act):
     return _norm(f"{prefix}_output_norm", config)(x)
 
 
+def _check_family(config, family, pooler, mlm, nsp):
+    """Whether to build a pooler; refuses what the family lacks."""
+    model_type = config["model_type"]
+    if (mlm or nsp) and model_type != "bert":
+        raise ValueError(
+            f"mlm=True and nsp=True build BERT's pre-training heads; "
+            f"model_type={model_type!r} is loaded as an encoder only: "
+            "pass mlm=False, nsp=False."
+        )
+    if pooler is None:
+        return family["pooler"] == "default"
+    if pooler and family["pooler"] == "none":
+        raise ValueError(
+            f"pooler=True: model_type={model_type!r} has no pooler (its "
+            "checkpoints hold none); pass pooler=None or False."
+        )
+    return bool(pooler)
+
+
+def _embeddings(inputs, config, family, word_embedding, init):
+    """Token (+ segment) + position embeddings, LayerNorm, dropout, and
+    ELECTRA's projection to the hidden size."""
+    token_ids = inputs[0]
+    size = word_embedding.output_dim
+    x = word_embedding(token_ids)
+    if family["token_types"]:
+        segments = keras.layers.Embedding(
+            config["type_vocab_size"],
+            size,
+            embeddings_initializer=init,
+            name="segment_embedding",
+        )(inputs[1])
+        x = keras.layers.Add(name="embeddings_add")([x, segments])
+    if family["positions"] == "after_padding":
+        # RoBERTa: pad_token_id + 1 + the non-pad tokens so far; pads
+        # take pad_token_id (as HF's create_position_ids_from_input_ids).
+        pad = config["pad_token_id"]
+        real = ops.cast(ops.not_equal(token_ids, pad), "int32")
+        position_ids = ops.cumsum(real, axis=1) * real + pad
+        positions = keras.layers.Embedding(
+            config["max_position_embeddings"],
+            size,
+            embeddings_initializer=init,
+            name="position_embedding",
+        )(position_ids)
+        x = keras.layers.Add(name="positions_add")([x, positions])
+    else:
+        x = PositionEmbedding(
+            config["max_position_embeddings"],
+            initializer=init,
+            name="position_embedding",
+        )(x)
+    x = _norm("embeddings_norm", config)(x)
+    x = keras.layers.Dropout(
+        config["hidden_dropout_prob"], name="embeddings_dropout"
+    )(x)
+    if size != config["hidden_size"]:
+        x = _dense(config["hidden_size"], "embeddings_project", config)(x)
+    return x
+
+
 def build_bert(
     config,
     checkpoint=None,
@@ -64,6 +126,7 @@ def build_bert(
     sequence_length=None,
     name="bert",
     padding_mask=False,
+    pooler=None,
 ):
     """Builds BERT (Devlin et al.) from its config, optionally loaded.
 
@@ -82,8 +145,19 @@ def build_bert(
     `input_mask`), gives the mask instead, and token ids no longer matter.
     The inputs may also be a dict keyed by these names.
 
+    Other encoder families, chosen by the HuggingFace `config.json`'s
+    `model_type`, share this encoder: `"roberta"`, `"xlm-roberta"`,
+    `"camembert"` (positions count from `pad_token_id + 1` over the
+    non-pad token ids, as HF's; one token type; a pooler only with
+    `pooler=True`), `"distilbert"` (no `segment_ids` input, no pooler)
+    and `"electra"`, the discriminator (embeddings of `embedding_size`,
+    projected to the hidden size by `embeddings_project`; no pooler).
+    `build_bert(folder)` then `load_bert_weights(model, folder)` loads
+    their safetensors; they take no `mlm` / `nsp` heads.
+
     Outputs: a dict with `"sequence_output"` `(batch, length, hidden)`,
-    `"pooled_output"` `(batch, hidden)` (tanh dense on the first token),
+    `"pooled_output"` `(batch, hidden)` (tanh dense on the first token;
+    where the model has a pooler),
     and with `mlm=True` `"mlm_logits"` `(batch, length, vocab)` (the
     transform + LayerNorm of `cls/predictions`, then the transposed word
     embedding: tied weights, plus `output_bias`), with `nsp=True`
@@ -93,7 +167,8 @@ def build_bert(
     `position_embedding`, `embeddings_norm`, then per block `l`
     `layer_{l}_attention` (its softmax holds the attention probabilities),
     `layer_{l}_attention_norm`, `layer_{l}_intermediate`,
-    `layer_{l}_output`, `layer_{l}_output_norm`; `pooler`,
+    `layer_{l}_output`, `layer_{l}_output_norm`; `embeddings_project`
+    (ELECTRA); `pooler`,
     `mlm_transform`, `mlm_norm`, `mlm_bias`, `nsp`.
 
     Args:
@@ -117,6 +192,11 @@ def build_bert(
         padding_mask: add the `padding_mask` input (1 = attend to the
             token, 0 = padding) and mask attention keys by it rather than by
             `pad_token_id`. Defaults to `False`.
+        pooler: build the pooler (`"pooled_output"`). `None` follows the
+            family: BERT has one; RoBERTa / XLM-R only with `True` (it was
+            pretrained without one and `roberta-base` ships none);
+            DistilBERT and ELECTRA have none (`True` raises). Defaults to
+            `None`.
 
     Returns:
         A `keras.Model`.
@@ -147,6 +227,8 @@ def build_bert(
         bert4keras" (2019), https://kexue.fm/archives/6915.
     """
     config = load_bert_config(config)
+    family = FAMILIES[config["model_type"]]
+    pooler = _check_family(config, family, pooler, mlm, nsp)
     if hidden_act is not None:
         config["hidden_act"] = hidden_act
     act = activation(config["hidden_act"])
@@ -154,19 +236,34 @@ def build_bert(
     init = keras.initializers.TruncatedNormal(
         stddev=config["initializer_range"]
     )
-    if sequence_length is not None and not (
-        0 < sequence_length <= config["max_position_embeddings"]
-    ):
+    longest = config["max_position_embeddings"]
+    if family["positions"] == "after_padding":
+        longest -= config["pad_token_id"] + 1
+    if sequence_length is not None and not 0 < sequence_length <= longest:
         raise ValueError(
-            f"sequence_length={sequence_length} must be in [1, "
-            f"max_position_embeddings={config['max_position_embeddings']}]."
+            f"sequence_length={sequence_length} must be in [1, {longest}] "
+            f"(max_position_embeddings={config['max_position_embeddings']}"
+            + (
+                f", less pad_token_id + 1 for {config['model_type']}"
+                if longest != config["max_position_embeddings"]
+                else ""
+            )
+            + ")."
         )
+    word_embedding = keras.layers.ReversibleEmbedding(
+        config["vocab_size"],
+        config.get("embedding_size") or hidden,
+        embeddings_initializer=init,
+        name="token_embedding",
+    )
 
     token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
-    segment_ids = keras.Input(
-        (sequence_length,), dtype="int32", name="segment_ids"
-    )
-    inputs = [token_ids, segment_ids]
+    inputs = [token_ids]
+    if family["token_types"]:
+        segment_ids = keras.Input(
+            (sequence_length,), dtype="int32", name="segment_ids"
+        )
+        inputs.append(segment_ids)
     if padding_mask:
         inputs.append(
             keras.Input((sequence_length,), dtype="int32", name="padding_mask")
@@ -176,36 +273,13 @@ def build_bert(
         keep = ops.not_equal(token_ids, config["pad_token_id"])
     # (batch, 1, length): padded keys masked; broadcast over the queries.
     mask = ops.expand_dims(keep, 1)
-
-    word_embedding = keras.layers.ReversibleEmbedding(
-        config["vocab_size"],
-        hidden,
-        embeddings_initializer=init,
-        name="token_embedding",
-    )
-    x = word_embedding(token_ids)
-    segments = keras.layers.Embedding(
-        config["type_vocab_size"],
-        hidden,
-        embeddings_initializer=init,
-        name="segment_embedding",
-    )(segment_ids)
-    x = keras.layers.Add(name="embeddings_add")([x, segments])
-    x = PositionEmbedding(
-        config["max_position_embeddings"],
-        initializer=init,
-        name="position_embedding",
-    )(x)
-    x = _norm("embeddings_norm", config)(x)
-    x = keras.layers.Dropout(
-        config["hidden_dropout_prob"], name="embeddings_dropout"
-    )(x)
+    x = _embeddings(inputs, config, family, word_embedding, init)
     for index in range(config["num_hidden_layers"]):
         x = _encoder_layer(x, mask, index, config, act)
-    outputs = {
-        "sequence_output": x,
-        "pooled_output": _dense(hidden, "pooler", config, "tanh")(x[:, 0, :]),
-    }
+    outputs = {"sequence_output": x}
+    if pooler:
+        pooled = _dense(hidden, "pooler", config, "tanh")(x[:, 0, :])
+        outputs["pooled_output"] = pooled
     if mlm:
         h = _dense(hidden, "mlm_transform", config, act)(x)
         h = _norm("mlm_norm", config)(h)

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from keras_cool.models._families import hf_to_google as _hf_to_google
 from keras_cool.models._safetensors import SafetensorsReader
 from keras_cool.models._safetensors import safetensors_files
 from keras_cool.models._tf_checkpoint import TFCheckpoint
@@ -26,66 +27,6 @@ _SKIPPED_NAMES = ("global_step", "good_steps", "loss_scale")
 def _is_training_state(name):
     last = name.rsplit("/", 1)[-1]
     return last in _SLOTS or name in _SKIPPED_NAMES
-
-
-# ------------------------------------------------------------ HF names
-_HF_PARTS = [
-    ("bert.embeddings.word_embeddings", "bert/embeddings/word_embeddings"),
-    (
-        "bert.embeddings.token_type_embeddings",
-        "bert/embeddings/token_type_embeddings",
-    ),
-    (
-        "bert.embeddings.position_embeddings",
-        "bert/embeddings/position_embeddings",
-    ),
-    ("bert.embeddings.LayerNorm", "bert/embeddings/LayerNorm"),
-    ("bert.pooler.dense", "bert/pooler/dense"),
-    ("cls.predictions.transform.dense", "cls/predictions/transform/dense"),
-    (
-        "cls.predictions.transform.LayerNorm",
-        "cls/predictions/transform/LayerNorm",
-    ),
-]
-_HF_LAYER = re.compile(r"^bert\.encoder\.layer\.(\d+)\.(.+)$")
-# HF tensors that duplicate another one (tied) or are buffers.
-_HF_SKIPPED = (
-    "cls.predictions.decoder.weight",
-    "cls.predictions.decoder.bias",
-    "bert.embeddings.position_ids",
-)
-
-
-def _hf_to_google(name):
-    """`(google_name, transpose)` for a HF tensor name, or None to skip it."""
-    if not name.startswith(("bert.", "cls.")):
-        name = "bert." + name  # saved from BertModel (no "bert." prefix)
-    if name in _HF_SKIPPED:
-        return None
-    if name == "cls.predictions.bias":
-        return "cls/predictions/output_bias", False
-    if name == "cls.seq_relationship.weight":  # both store [2, hidden]
-        return "cls/seq_relationship/output_weights", False
-    if name == "cls.seq_relationship.bias":
-        return "cls/seq_relationship/output_bias", False
-    base, leaf = name.rsplit(".", 1)
-    match = _HF_LAYER.match(base)
-    if match:
-        google = f"bert/encoder/layer_{match[1]}/" + match[2].replace(".", "/")
-    else:
-        google = dict(_HF_PARTS).get(base)
-        if google is None:
-            return f"<hf>{name}", False  # reported as unused
-    if google.endswith("_embeddings") and leaf == "weight":
-        return google, False
-    if google.endswith("LayerNorm"):  # old HF files say gamma / beta
-        leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
-        return f"{google}/{leaf}", False
-    if leaf == "weight":  # a torch Linear weight is [out, in]
-        return f"{google}/kernel", True
-    if leaf == "bias":
-        return f"{google}/bias", False
-    return f"<hf>{name}", False
 
 
 class _Weights:
@@ -172,8 +113,13 @@ def read_bert_weights(path):
       the `safetensors` package into numpy (no torch or TensorFlow).
       Names and layouts are converted to Google's (Linear weights
       transposed, `LayerNorm.weight`/`bias` to `gamma`/`beta`); the tied
-      `cls.predictions.decoder.*` duplicates are dropped. Tensors with no
-      BERT meaning keep their name, prefixed `<hf>`.
+      `cls.predictions.decoder.*` duplicates are dropped. RoBERTa /
+      XLM-R (`roberta.*`), DistilBERT (`distilbert.*`, `q_lin`, ...,
+      `sa_layer_norm`, `ffn.lin1`, ...) and ELECTRA (`electra.*`,
+      `embeddings_project` to `bert/embeddings_project`) map to the same
+      names; their heads go under `cls/` with their HF name
+      (`cls/lm_head.dense.weight`). Tensors with no BERT meaning keep
+      their name, prefixed `<hf>`.
 
     Args:
         path: see above.
@@ -258,9 +204,15 @@ def _targets(model):
 
     emb = "bert/embeddings/"
     add(emb + "word_embeddings", layers["token_embedding"].embeddings)
-    add(emb + "token_type_embeddings", layers["segment_embedding"].embeddings)
+    if "segment_embedding" in layers:  # not in DistilBERT
+        add(
+            emb + "token_type_embeddings",
+            layers["segment_embedding"].embeddings,
+        )
     add(emb + "position_embeddings", layers["position_embedding"].embeddings)
     norm(emb + "LayerNorm", "embeddings_norm")
+    if "embeddings_project" in layers:  # ELECTRA
+        dense("bert/embeddings_project", "embeddings_project")
     index = 0
     while f"layer_{index}_attention" in layers:
         google = f"bert/encoder/layer_{index}/"
@@ -283,7 +235,8 @@ def _targets(model):
         dense(f"{google}output/dense", prefix + "output")
         norm(f"{google}output/LayerNorm", prefix + "output_norm")
         index += 1
-    dense("bert/pooler/dense", "pooler")
+    if "pooler" in layers:
+        dense("bert/pooler/dense", "pooler")
     if "mlm_transform" in layers:
         dense("cls/predictions/transform/dense", "mlm_transform")
         norm("cls/predictions/transform/LayerNorm", "mlm_norm")
@@ -335,7 +288,9 @@ def load_bert_weights(model, path, strict=True):
     checkpoint lacks ("missing") and checkpoint variables the model has no
     place for ("unused") raise `ValueError` with `strict=True` and are a
     warning with `strict=False`. Pre-training heads (`cls/*`) of a model
-    built without them are not "unused": they are listed as `skipped`.
+    built without them are not "unused": they are listed as `skipped`,
+    as are the other families' heads (`lm_head.*`, `vocab_*`,
+    `discriminator_predictions.*`, ...) and a pooler the model lacks.
 
     Args:
         model: a model made by `build_bert`.
@@ -375,7 +330,7 @@ def load_bert_weights(model, path, strict=True):
         found = _check_shapes(targets, weights.shapes)
         missing = sorted(set(targets) - set(found))
         extra = sorted(set(weights.shapes) - set(targets))
-        heads = ("cls/predictions/", "cls/seq_relationship/")
+        heads = ("cls/", "bert/pooler/")  # heads the model was built without
         skipped = [n for n in extra if n.startswith(heads)]
         unused = [n for n in extra if not n.startswith(heads)]
         problems = []
@@ -387,7 +342,7 @@ def load_bert_weights(model, path, strict=True):
             message = (
                 f"Loading BERT weights into {model.name!r}: "
                 + "; ".join(problems)
-                + ". Check the config and the heads (mlm=, nsp=)"
+                + ". Check the config and the heads (mlm=, nsp=, pooler=)"
             )
             if strict:
                 raise ValueError(message + ", or pass strict=False.")

@@ -1,0 +1,152 @@
+"""The encoder families `build_bert` builds: BERT, RoBERTa / XLM-R,
+DistilBERT and ELECTRA (discriminator).
+
+They share BERT's post-LayerNorm encoder and differ in a few switches,
+chosen from the HuggingFace `config.json`'s `model_type`:
+
+- `positions`: `"absolute"` (0, 1, ... as BERT) or `"after_padding"`
+  (RoBERTa: `pad_token_id + 1 + ` the count of non-pad tokens so far;
+  pads take `pad_token_id`).
+- `token_types`: whether there is a segment input and embedding.
+- `pooler`: `"default"` (built unless `pooler=False`), `"optional"`
+  (built only with `pooler=True`: RoBERTa was pretrained without one,
+  and `roberta-base` ships none) or `"none"`.
+- `embedding_size` (ELECTRA): embeddings narrower than the hidden size,
+  projected by `embeddings_project`.
+
+Checkpoint tensor names are converted to Google's BERT names by
+`hf_to_google`, for every family, from the names alone.
+"""
+
+import re
+
+__all__ = ["FAMILIES", "family_config", "hf_to_google"]
+
+_BERT = {"positions": "absolute", "token_types": True, "pooler": "default"}
+_ROBERTA = dict(_BERT, positions="after_padding", pooler="optional")
+FAMILIES = {
+    "bert": _BERT,
+    "roberta": _ROBERTA,
+    "xlm-roberta": _ROBERTA,
+    "camembert": _ROBERTA,
+    "distilbert": dict(_BERT, token_types=False, pooler="none"),
+    "electra": dict(_BERT, pooler="none"),
+}
+# DistilBERT's config.json keys -> BERT's.
+_DISTILBERT_KEYS = {
+    "dim": "hidden_size",
+    "n_layers": "num_hidden_layers",
+    "n_heads": "num_attention_heads",
+    "hidden_dim": "intermediate_size",
+    "activation": "hidden_act",
+    "dropout": "hidden_dropout_prob",
+    "attention_dropout": "attention_probs_dropout_prob",
+}
+
+
+def family_config(config):
+    """A copy of `config` under BERT's keys, with its `model_type` checked
+    (`"bert"` where absent, as in Google's `bert_config.json`)."""
+    config = dict(config)
+    model_type = config.setdefault("model_type", "bert")
+    if model_type not in FAMILIES:
+        raise ValueError(
+            f"Unsupported model_type={model_type!r}: build_bert builds "
+            f"{sorted(FAMILIES)} (BERT's encoder, with the family's "
+            "embeddings)."
+        )
+    if model_type == "distilbert":
+        for old, new in _DISTILBERT_KEYS.items():
+            if old in config:
+                config.setdefault(new, config.pop(old))
+        config["type_vocab_size"] = 0
+        config.setdefault("layer_norm_eps", 1e-12)  # fixed in DistilBERT
+    return config
+
+
+# ------------------------------------------------------------ HF names
+_PREFIXES = ("bert.", "roberta.", "electra.", "distilbert.")
+# Pre-training / task heads of the other families: kept apart under
+# "cls/", so a model without them lists them as skipped.
+_FAMILY_HEADS = (
+    "lm_head.",
+    "vocab_transform.",
+    "vocab_layer_norm.",
+    "vocab_projector.",
+    "discriminator_predictions.",
+    "generator_predictions.",
+    "generator_lm_head.",
+)
+_PARTS = {
+    "embeddings.word_embeddings": "bert/embeddings/word_embeddings",
+    "embeddings.token_type_embeddings": "bert/embeddings/token_type_embeddings",
+    "embeddings.position_embeddings": "bert/embeddings/position_embeddings",
+    "embeddings.LayerNorm": "bert/embeddings/LayerNorm",
+    "embeddings_project": "bert/embeddings_project",  # ELECTRA
+    "pooler.dense": "bert/pooler/dense",
+    "cls.predictions.transform.dense": "cls/predictions/transform/dense",
+    "cls.predictions.transform.LayerNorm": (
+        "cls/predictions/transform/LayerNorm"
+    ),
+}
+_LAYER = re.compile(r"^(?:encoder|transformer)\.layer\.(\d+)\.(.+)$")
+_DISTILBERT_LAYER = {
+    "attention.q_lin": "attention/self/query",
+    "attention.k_lin": "attention/self/key",
+    "attention.v_lin": "attention/self/value",
+    "attention.out_lin": "attention/output/dense",
+    "sa_layer_norm": "attention/output/LayerNorm",
+    "ffn.lin1": "intermediate/dense",
+    "ffn.lin2": "output/dense",
+    "output_layer_norm": "output/LayerNorm",
+}
+# Tied duplicates and buffers.
+_SKIPPED = (
+    "cls.predictions.decoder.weight",
+    "cls.predictions.decoder.bias",
+    "embeddings.position_ids",
+    "embeddings.token_type_ids",
+)
+
+
+def hf_to_google(name):
+    """`(google_name, transpose)` for a HF tensor name, or None to skip it.
+
+    Unknown names come back as `"<hf>" + name` (reported as unused).
+    """
+    if name.startswith(_FAMILY_HEADS):
+        return "cls/" + name, False
+    base_name = name
+    for prefix in _PREFIXES:
+        if name.startswith(prefix):
+            base_name = name[len(prefix) :]
+            break
+    if base_name in _SKIPPED:
+        return None
+    if base_name == "cls.predictions.bias":
+        return "cls/predictions/output_bias", False
+    if base_name == "cls.seq_relationship.weight":  # both store [2, hidden]
+        return "cls/seq_relationship/output_weights", False
+    if base_name == "cls.seq_relationship.bias":
+        return "cls/seq_relationship/output_bias", False
+    if "." not in base_name:
+        return f"<hf>{name}", False
+    base, leaf = base_name.rsplit(".", 1)
+    match = _LAYER.match(base)
+    if match:
+        part = _DISTILBERT_LAYER.get(match[2], match[2].replace(".", "/"))
+        google = f"bert/encoder/layer_{match[1]}/{part}"
+    else:
+        google = _PARTS.get(base)
+        if google is None:
+            return f"<hf>{name}", False  # reported as unused
+    if google.endswith("_embeddings") and leaf == "weight":
+        return google, False
+    if google.endswith("LayerNorm"):  # old HF files say gamma / beta
+        leaf = {"weight": "gamma", "bias": "beta"}.get(leaf, leaf)
+        return f"{google}/{leaf}", False
+    if leaf == "weight":  # a torch Linear weight is [out, in]
+        return f"{google}/kernel", True
+    if leaf == "bias":
+        return f"{google}/bias", False
+    return f"<hf>{name}", False
