@@ -17,6 +17,9 @@
 - The package's import graph has no cycle and no upward arrow: no module
   imports a package above it (`keras_cool`, or its own package's
   `__init__`), so re-exports are read only from outside.
+- Interpreter hooks (frame walks, profile / trace functions, signal
+  handlers, the unraisable hook) live only in the rooms of
+  `INTERPRETER_HOOK_MODULES`, each of which says why in its docstring.
 """
 
 import ast
@@ -46,6 +49,26 @@ BACKEND_MODULES = {
     # process index of a JAX / torch.distributed job.
     "_backend.py": ("tensorflow", "jax", "torch"),
 }
+# Module (relative to keras_cool/) -> why it may touch interpreter hooks.
+INTERPRETER_HOOK_MODULES = {
+    # Restores the weights on every exit path of fit (profile function).
+    "callbacks/_exit_guard.py": "exit paths of fit",
+    # Finds a best-only ModelCheckpoint beside the EMA at on_train_begin.
+    "callbacks/_ema_checks.py": "callbacks of the running fit",
+    # Ctrl-C during fit: worker cleanup before KeyboardInterrupt surfaces.
+    "data/_interrupt.py": "SIGINT and the unraisable hook",
+    # Workers ignore SIGINT; the parent decides.
+    "data/_worker.py": "SIGINT in workers",
+}
+INTERPRETER_HOOKS = (
+    "_getframe",
+    "f_back",
+    "setprofile",
+    "settrace",
+    "unraisablehook",
+    "currentframe",
+    "signal.signal",
+)
 KERAS_BASES = (
     keras.layers.Layer,
     keras.losses.Loss,
@@ -396,6 +419,66 @@ def test_import_graph_guard_catches_cycles_and_upward_imports(tmp_path):
     assert import_cycle(graph) == ["pkg.sub.a", "pkg.sub.b", "pkg.sub.a"]
     (tmp_path / "sub/b.py").write_text("import numpy\n")
     assert import_cycle(import_graph(tmp_path, "pkg")) is None
+
+
+def interpreter_hook_uses(root):
+    """`path:line name` for each interpreter hook in code (not comments or
+    docstrings) of the modules under `root`."""
+    found = []
+    for path in source_files(root):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute):
+                name = node.attr
+                if name == "signal" and isinstance(node.value, ast.Name):
+                    name = f"{node.value.id}.signal"
+                if name in INTERPRETER_HOOKS:
+                    relative = path.relative_to(root).as_posix()
+                    found.append((relative, f"{relative}:{node.lineno} {name}"))
+    return found
+
+
+def test_interpreter_hooks_stay_in_their_rooms():
+    bad = [
+        where
+        for relative, where in interpreter_hook_uses(PACKAGE_DIR)
+        if relative not in INTERPRETER_HOOK_MODULES
+    ]
+    assert not bad, (
+        "interpreter hooks outside INTERPRETER_HOOK_MODULES (move the code "
+        "into one of them, or add the module with its reason):\n"
+        + "\n".join(bad)
+    )
+    used = {relative for relative, _ in interpreter_hook_uses(PACKAGE_DIR)}
+    assert set(INTERPRETER_HOOK_MODULES) <= used, (
+        "stale INTERPRETER_HOOK_MODULES entries: "
+        f"{sorted(set(INTERPRETER_HOOK_MODULES) - used)}"
+    )
+
+
+def test_interpreter_hook_guard_catches_each_form(tmp_path):
+    (tmp_path / "a.py").write_text(
+        "import sys, signal, inspect\n"
+        "# sys._getframe in a comment is fine\n"
+        "f = sys._getframe(1).f_back\n"
+        "sys.setprofile(None)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "sys.unraisablehook = print\n"
+        "inspect.currentframe()\n"
+    )
+    names = [
+        where.split(" ")[1] for _, where in interpreter_hook_uses(tmp_path)
+    ]
+    assert sorted(names) == sorted(
+        [
+            "_getframe",
+            "f_back",
+            "setprofile",
+            "signal.signal",
+            "unraisablehook",
+            "currentframe",
+        ]
+    )
 
 
 def test_backend_allow_list_is_short_and_real():
