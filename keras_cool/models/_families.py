@@ -1,5 +1,5 @@
 """The encoder families `build_bert` builds: BERT, RoBERTa / XLM-R,
-DistilBERT and ELECTRA (discriminator).
+DistilBERT, ELECTRA (discriminator) and ALBERT.
 
 They share BERT's post-LayerNorm encoder and differ in a few switches,
 chosen from the HuggingFace `config.json`'s `model_type`:
@@ -11,8 +11,15 @@ chosen from the HuggingFace `config.json`'s `model_type`:
 - `pooler`: `"default"` (built unless `pooler=False`), `"optional"`
   (built only with `pooler=True`: RoBERTa was pretrained without one,
   and `roberta-base` ships none) or `"none"`.
-- `embedding_size` (ELECTRA): embeddings narrower than the hidden size,
-  projected by `embeddings_project`.
+- `embedding_size` (ELECTRA, ALBERT): embeddings narrower than the
+  hidden size, projected by `embeddings_project` (always there in
+  ALBERT: `project="always"`).
+- `shared_layers` (ALBERT): one block's layers, called
+  `num_hidden_layers` times.
+- `heads`: the pre-training heads its checkpoints carry (`"mlm"`,
+  `"nsp"`, `"discriminator"`); `mlm_act`: the MLM head's activation
+  where it is not `hidden_act` (RoBERTa's `lm_head` always uses the erf
+  GELU).
 
 Checkpoint tensor names are converted to Google's BERT names by
 `hf_to_google`, for every family, from the names alone.
@@ -22,15 +29,30 @@ import re
 
 __all__ = ["FAMILIES", "family_config", "hf_to_google"]
 
-_BERT = {"positions": "absolute", "token_types": True, "pooler": "default"}
-_ROBERTA = dict(_BERT, positions="after_padding", pooler="optional")
+_BERT = {
+    "positions": "absolute",
+    "token_types": True,
+    "pooler": "default",
+    "project": "if_narrower",
+    "shared_layers": False,
+    "heads": ("mlm", "nsp"),
+    "mlm_act": None,
+}
+_ROBERTA = dict(
+    _BERT,
+    positions="after_padding",
+    pooler="optional",
+    heads=("mlm",),
+    mlm_act="gelu",
+)
 FAMILIES = {
     "bert": _BERT,
     "roberta": _ROBERTA,
     "xlm-roberta": _ROBERTA,
     "camembert": _ROBERTA,
-    "distilbert": dict(_BERT, token_types=False, pooler="none"),
-    "electra": dict(_BERT, pooler="none"),
+    "distilbert": dict(_BERT, token_types=False, pooler="none", heads=("mlm",)),
+    "electra": dict(_BERT, pooler="none", heads=("discriminator",)),
+    "albert": dict(_BERT, project="always", shared_layers=True),
 }
 # DistilBERT's config.json keys -> BERT's.
 _DISTILBERT_KEYS = {
@@ -61,33 +83,72 @@ def family_config(config):
                 config.setdefault(new, config.pop(old))
         config["type_vocab_size"] = 0
         config.setdefault("layer_norm_eps", 1e-12)  # fixed in DistilBERT
+    if model_type == "albert":
+        config.setdefault("embedding_size", 128)  # AlbertConfig's defaults
+        config.setdefault("hidden_act", "gelu_new")
+        for key in ("num_hidden_groups", "inner_group_num"):
+            if config.get(key, 1) != 1:
+                raise ValueError(
+                    f"ALBERT with {key}={config[key]} is not supported: "
+                    "build_bert shares one block's weights across all "
+                    "layers (num_hidden_groups=1, inner_group_num=1, as in "
+                    "every released ALBERT)."
+                )
     return config
 
 
 # ------------------------------------------------------------ HF names
-_PREFIXES = ("bert.", "roberta.", "electra.", "distilbert.")
-# Pre-training / task heads of the other families: kept apart under
-# "cls/", so a model without them lists them as skipped.
-_FAMILY_HEADS = (
-    "lm_head.",
-    "vocab_transform.",
-    "vocab_layer_norm.",
-    "vocab_projector.",
-    "discriminator_predictions.",
-    "generator_predictions.",
-    "generator_lm_head.",
-)
+_PREFIXES = ("bert.", "roberta.", "electra.", "distilbert.", "albert.")
+# Heads with no place in build_bert (ELECTRA's generator): kept apart
+# under "cls/", so they are listed as skipped.
+_FAMILY_HEADS = ("generator_predictions.", "generator_lm_head.")
+_MLM = "cls/predictions/transform/"
 _PARTS = {
     "embeddings.word_embeddings": "bert/embeddings/word_embeddings",
     "embeddings.token_type_embeddings": "bert/embeddings/token_type_embeddings",
     "embeddings.position_embeddings": "bert/embeddings/position_embeddings",
     "embeddings.LayerNorm": "bert/embeddings/LayerNorm",
     "embeddings_project": "bert/embeddings_project",  # ELECTRA
+    "encoder.embedding_hidden_mapping_in": "bert/embeddings_project",  # ALBERT
     "pooler.dense": "bert/pooler/dense",
-    "cls.predictions.transform.dense": "cls/predictions/transform/dense",
-    "cls.predictions.transform.LayerNorm": (
-        "cls/predictions/transform/LayerNorm"
+    "pooler": "bert/pooler/dense",  # ALBERT
+    "cls.predictions.transform.dense": _MLM + "dense",
+    "cls.predictions.transform.LayerNorm": _MLM + "LayerNorm",
+    # The other families' MLM heads: transform dense + LayerNorm.
+    "lm_head.dense": _MLM + "dense",  # RoBERTa / XLM-R
+    "lm_head.layer_norm": _MLM + "LayerNorm",
+    "vocab_transform": _MLM + "dense",  # DistilBERT
+    "vocab_layer_norm": _MLM + "LayerNorm",
+    "predictions.dense": _MLM + "dense",  # ALBERT
+    "predictions.LayerNorm": _MLM + "LayerNorm",
+    # ELECTRA's discriminator (replaced-token detection).
+    "discriminator_predictions.dense": "cls/discriminator_predictions/dense",
+    "discriminator_predictions.dense_prediction": (
+        "cls/discriminator_predictions/dense_prediction"
     ),
+}
+# The MLM output bias (the output matrix is the tied word embedding).
+_OUTPUT_BIAS = (
+    "cls.predictions.bias",
+    "lm_head.bias",
+    "lm_head.decoder.bias",
+    "vocab_projector.bias",
+    "predictions.bias",
+    "predictions.decoder.bias",
+)
+# ALBERT's one shared block (num_hidden_groups = inner_group_num = 1).
+_ALBERT_LAYER = re.compile(
+    r"^encoder\.albert_layer_groups\.0\.albert_layers\.0\.(.+)$"
+)
+_ALBERT_PARTS = {
+    "attention.query": "attention/self/query",
+    "attention.key": "attention/self/key",
+    "attention.value": "attention/self/value",
+    "attention.dense": "attention/output/dense",
+    "attention.LayerNorm": "attention/output/LayerNorm",
+    "ffn": "intermediate/dense",
+    "ffn_output": "output/dense",
+    "full_layer_layer_norm": "output/LayerNorm",
 }
 _LAYER = re.compile(r"^(?:encoder|transformer)\.layer\.(\d+)\.(.+)$")
 _DISTILBERT_LAYER = {
@@ -100,10 +161,13 @@ _DISTILBERT_LAYER = {
     "ffn.lin2": "output/dense",
     "output_layer_norm": "output/LayerNorm",
 }
-# Tied duplicates and buffers.
+# Tied duplicates (of the word embedding, of the output bias) and buffers.
 _SKIPPED = (
     "cls.predictions.decoder.weight",
     "cls.predictions.decoder.bias",
+    "lm_head.decoder.weight",
+    "vocab_projector.weight",
+    "predictions.decoder.weight",
     "embeddings.position_ids",
     "embeddings.token_type_ids",
 )
@@ -123,19 +187,29 @@ def hf_to_google(name):
             break
     if base_name in _SKIPPED:
         return None
-    if base_name == "cls.predictions.bias":
+    if base_name in _OUTPUT_BIAS:
         return "cls/predictions/output_bias", False
-    if base_name == "cls.seq_relationship.weight":  # both store [2, hidden]
+    # NSP (BERT) / sentence-order (ALBERT): both store [2, hidden].
+    if base_name in (
+        "cls.seq_relationship.weight",
+        "sop_classifier.classifier.weight",
+    ):
         return "cls/seq_relationship/output_weights", False
-    if base_name == "cls.seq_relationship.bias":
+    if base_name in (
+        "cls.seq_relationship.bias",
+        "sop_classifier.classifier.bias",
+    ):
         return "cls/seq_relationship/output_bias", False
     if "." not in base_name:
         return f"<hf>{name}", False
     base, leaf = base_name.rsplit(".", 1)
     match = _LAYER.match(base)
+    albert = _ALBERT_LAYER.match(base)
     if match:
         part = _DISTILBERT_LAYER.get(match[2], match[2].replace(".", "/"))
         google = f"bert/encoder/layer_{match[1]}/{part}"
+    elif albert and albert[1] in _ALBERT_PARTS:
+        google = f"bert/encoder/layer_0/{_ALBERT_PARTS[albert[1]]}"
     else:
         google = _PARTS.get(base)
         if google is None:

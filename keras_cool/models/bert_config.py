@@ -58,8 +58,9 @@ def load_bert_config(config):
             (`layer_norm_eps=1e-12`, `pad_token_id=0`, ...). A HuggingFace
             `model_type` of `"roberta"`, `"xlm-roberta"`, `"camembert"`,
             `"distilbert"` (its `dim`, `n_layers`, ... renamed to BERT's
-            keys, `type_vocab_size=0`) or `"electra"` is kept; other
-            model types raise `ValueError`.
+            keys, `type_vocab_size=0`), `"electra"` or `"albert"`
+            (`num_hidden_groups` and `inner_group_num` must be 1) is kept;
+            other model types raise `ValueError`.
 
     Returns:
         A new dict with at least the keys of Google's `bert_config.json`

@@ -28,7 +28,9 @@ def _norm(name, config):
     )
 
 
-def _encoder_layer(x, mask, index, config, act):
+def _encoder_block(index, config, act):
+    """The layers of block `index`; returns `apply(x, mask) -> x`, which
+    ALBERT calls once per layer (shared weights)."""
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
     dropout = config["hidden_dropout_prob"]
     prefix = f"layer_{index}"
@@ -41,36 +43,52 @@ def _encoder_layer(x, mask, index, config, act):
         dropout=config["attention_probs_dropout_prob"],
         kernel_initializer=init,
         name=f"{prefix}_attention",
-    )(x, x, attention_mask=mask)
-    attention = keras.layers.Dropout(
+    )
+    attention_dropout = keras.layers.Dropout(
         dropout, name=f"{prefix}_attention_dropout"
-    )(attention)
-    x = keras.layers.Add(name=f"{prefix}_attention_add")([x, attention])
-    x = _norm(f"{prefix}_attention_norm", config)(x)
-    h = _dense(
+    )
+    attention_add = keras.layers.Add(name=f"{prefix}_attention_add")
+    attention_norm = _norm(f"{prefix}_attention_norm", config)
+    intermediate = _dense(
         config["intermediate_size"], f"{prefix}_intermediate", config, act
-    )(x)
-    h = _dense(hidden, f"{prefix}_output", config)(h)
-    h = keras.layers.Dropout(dropout, name=f"{prefix}_output_dropout")(h)
-    x = keras.layers.Add(name=f"{prefix}_output_add")([x, h])
-    return _norm(f"{prefix}_output_norm", config)(x)
+    )
+    output = _dense(hidden, f"{prefix}_output", config)
+    output_dropout = keras.layers.Dropout(
+        dropout, name=f"{prefix}_output_dropout"
+    )
+    output_add = keras.layers.Add(name=f"{prefix}_output_add")
+    output_norm = _norm(f"{prefix}_output_norm", config)
+
+    def apply(x, mask):
+        h = attention_dropout(attention(x, x, attention_mask=mask))
+        x = attention_norm(attention_add([x, h]))
+        h = output_dropout(output(intermediate(x)))
+        return output_norm(output_add([x, h]))
+
+    return apply
 
 
-def _check_family(config, family, pooler, mlm, nsp):
+def _check_family(config, family, pooler, heads):
     """Whether to build a pooler; refuses what the family lacks."""
     model_type = config["model_type"]
-    if (mlm or nsp) and model_type != "bert":
-        raise ValueError(
-            f"mlm=True and nsp=True build BERT's pre-training heads; "
-            f"model_type={model_type!r} is loaded as an encoder only: "
-            "pass mlm=False, nsp=False."
-        )
+    for head, wanted in heads.items():
+        if wanted and head not in family["heads"]:
+            has = [f"{h}=True" for h in family["heads"]]
+            raise ValueError(
+                f"{head}=True: model_type={model_type!r} checkpoints carry "
+                f"no such head; it takes {' and '.join(has)}. Pass "
+                f"{head}=False."
+            )
     if pooler is None:
-        return family["pooler"] == "default"
-    if pooler and family["pooler"] == "none":
+        pooler = family["pooler"] == "default"
+    elif pooler and family["pooler"] == "none":
         raise ValueError(
             f"pooler=True: model_type={model_type!r} has no pooler (its "
             "checkpoints hold none); pass pooler=None or False."
+        )
+    if heads["nsp"] and not pooler:
+        raise ValueError(
+            "nsp=True reads the pooled output: pass pooler=None or True."
         )
     return bool(pooler)
 
@@ -112,7 +130,7 @@ def _embeddings(inputs, config, family, word_embedding, init):
     x = keras.layers.Dropout(
         config["hidden_dropout_prob"], name="embeddings_dropout"
     )(x)
-    if size != config["hidden_size"]:
+    if size != config["hidden_size"] or family["project"] == "always":
         x = _dense(config["hidden_size"], "embeddings_project", config)(x)
     return x
 
@@ -127,6 +145,7 @@ def build_bert(
     name="bert",
     padding_mask=False,
     pooler=None,
+    discriminator=False,
 ):
     """Builds BERT (Devlin et al.) from its config, optionally loaded.
 
@@ -149,11 +168,20 @@ def build_bert(
     `model_type`, share this encoder: `"roberta"`, `"xlm-roberta"`,
     `"camembert"` (positions count from `pad_token_id + 1` over the
     non-pad token ids, as HF's; one token type; a pooler only with
-    `pooler=True`), `"distilbert"` (no `segment_ids` input, no pooler)
-    and `"electra"`, the discriminator (embeddings of `embedding_size`,
-    projected to the hidden size by `embeddings_project`; no pooler).
+    `pooler=True`), `"distilbert"` (no `segment_ids` input, no pooler),
+    `"electra"`, the discriminator (embeddings of `embedding_size`,
+    projected to the hidden size by `embeddings_project`; no pooler) and
+    `"albert"` (embeddings of `embedding_size` projected by
+    `embeddings_project`; one block's layers, `layer_0_*`, called
+    `num_hidden_layers` times: cross-layer shared weights;
+    `num_hidden_groups` and `inner_group_num` other than 1 raise).
     `build_bert(folder)` then `load_bert_weights(model, folder)` loads
-    their safetensors; they take no `mlm` / `nsp` heads.
+    their safetensors, with the pre-training heads the checkpoint carries:
+    `mlm=True` for BERT, RoBERTa / XLM-R (`lm_head`, erf GELU), DistilBERT
+    (`vocab_transform`, `vocab_layer_norm`, `vocab_projector`) and ALBERT
+    (`predictions`, transform to `embedding_size`); `nsp=True` for BERT
+    and ALBERT (its sentence-order head, `sop_classifier`);
+    `discriminator=True` for ELECTRA. Other combinations raise.
 
     Outputs: a dict with `"sequence_output"` `(batch, length, hidden)`,
     `"pooled_output"` `(batch, hidden)` (tanh dense on the first token;
@@ -161,15 +189,17 @@ def build_bert(
     and with `mlm=True` `"mlm_logits"` `(batch, length, vocab)` (the
     transform + LayerNorm of `cls/predictions`, then the transposed word
     embedding: tied weights, plus `output_bias`), with `nsp=True`
-    `"nsp_logits"` `(batch, 2)`.
+    `"nsp_logits"` `(batch, 2)`, with `discriminator=True`
+    `"discriminator_logits"` `(batch, length)` (ELECTRA's replaced-token
+    logits, before the sigmoid).
 
     Layer names: `token_embedding`, `segment_embedding`,
     `position_embedding`, `embeddings_norm`, then per block `l`
     `layer_{l}_attention` (its softmax holds the attention probabilities),
     `layer_{l}_attention_norm`, `layer_{l}_intermediate`,
     `layer_{l}_output`, `layer_{l}_output_norm`; `embeddings_project`
-    (ELECTRA); `pooler`,
-    `mlm_transform`, `mlm_norm`, `mlm_bias`, `nsp`.
+    (ELECTRA, ALBERT); `pooler`, `mlm_transform`, `mlm_norm`, `mlm_bias`,
+    `nsp`, `discriminator_dense`, `discriminator_prediction`.
 
     Args:
         config: a dict or the path of a `bert_config.json` / HuggingFace
@@ -179,8 +209,10 @@ def build_bert(
             `load_bert_weights` reads (Google TF1 checkpoint prefix,
             HuggingFace folder or `model.safetensors`), loaded strictly.
             Defaults to `None`.
-        mlm: add the masked-language-model head. Defaults to `False`.
-        nsp: add the next-sentence-prediction head. Defaults to `False`.
+        mlm: add the masked-language-model head (BERT, RoBERTa / XLM-R,
+            DistilBERT, ALBERT). Defaults to `False`.
+        nsp: add the next-sentence-prediction head (BERT; ALBERT's
+            sentence-order head). Needs the pooler. Defaults to `False`.
         hidden_act: overrides the config's `hidden_act`. Names follow
             HuggingFace: `"gelu"` is the exact erf GELU, `"gelu_new"` the
             tanh approximation (Google's `modeling.py` since Feb 2019),
@@ -197,6 +229,9 @@ def build_bert(
             pretrained without one and `roberta-base` ships none);
             DistilBERT and ELECTRA have none (`True` raises). Defaults to
             `None`.
+        discriminator: add ELECTRA's discriminator head (dense,
+            `hidden_act`, dense to one logit per token). Defaults to
+            `False`.
 
     Returns:
         A `keras.Model`.
@@ -228,7 +263,8 @@ def build_bert(
     """
     config = load_bert_config(config)
     family = FAMILIES[config["model_type"]]
-    pooler = _check_family(config, family, pooler, mlm, nsp)
+    heads = {"mlm": mlm, "nsp": nsp, "discriminator": discriminator}
+    pooler = _check_family(config, family, pooler, heads)
     if hidden_act is not None:
         config["hidden_act"] = hidden_act
     act = activation(config["hidden_act"])
@@ -274,14 +310,25 @@ def build_bert(
     # (batch, 1, length): padded keys masked; broadcast over the queries.
     mask = ops.expand_dims(keep, 1)
     x = _embeddings(inputs, config, family, word_embedding, init)
-    for index in range(config["num_hidden_layers"]):
-        x = _encoder_layer(x, mask, index, config, act)
+    layers = config["num_hidden_layers"]
+    if family["shared_layers"]:  # ALBERT: one block, called every layer
+        blocks = [_encoder_block(0, config, act)] * layers
+    else:
+        blocks = [_encoder_block(i, config, act) for i in range(layers)]
+    for block in blocks:
+        x = block(x, mask)
     outputs = {"sequence_output": x}
     if pooler:
         pooled = _dense(hidden, "pooler", config, "tanh")(x[:, 0, :])
         outputs["pooled_output"] = pooled
     if mlm:
-        h = _dense(hidden, "mlm_transform", config, act)(x)
+        # To the word embedding's size (ALBERT's is narrower), then tied.
+        mlm_act = act
+        if family["mlm_act"] is not None:
+            mlm_act = activation(family["mlm_act"])
+        h = _dense(word_embedding.output_dim, "mlm_transform", config, mlm_act)(
+            x
+        )
         h = _norm("mlm_norm", config)(h)
         logits = word_embedding(h, reverse=True)
         outputs["mlm_logits"] = BiasAdd(name="mlm_bias")(logits)
@@ -289,6 +336,10 @@ def build_bert(
         outputs["nsp_logits"] = _dense(2, "nsp", config)(
             outputs["pooled_output"]
         )
+    if discriminator:
+        h = _dense(hidden, "discriminator_dense", config, act)(x)
+        h = _dense(1, "discriminator_prediction", config)(h)
+        outputs["discriminator_logits"] = ops.squeeze(h, axis=-1)
     model = keras.Model(inputs, outputs, name=name)
     if checkpoint is not None:
         load_bert_weights(model, checkpoint)

@@ -115,11 +115,18 @@ def read_bert_weights(path):
       transposed, `LayerNorm.weight`/`bias` to `gamma`/`beta`); the tied
       `cls.predictions.decoder.*` duplicates are dropped. RoBERTa /
       XLM-R (`roberta.*`), DistilBERT (`distilbert.*`, `q_lin`, ...,
-      `sa_layer_norm`, `ffn.lin1`, ...) and ELECTRA (`electra.*`,
-      `embeddings_project` to `bert/embeddings_project`) map to the same
-      names; their heads go under `cls/` with their HF name
-      (`cls/lm_head.dense.weight`). Tensors with no BERT meaning keep
-      their name, prefixed `<hf>`.
+      `sa_layer_norm`, `ffn.lin1`, ...), ELECTRA (`electra.*`,
+      `embeddings_project` to `bert/embeddings_project`) and ALBERT
+      (`albert.*`; `embedding_hidden_mapping_in` to
+      `bert/embeddings_project`, the shared block to
+      `bert/encoder/layer_0/*`) map to the same names. Their MLM heads
+      (`lm_head.*`, `vocab_transform` / `vocab_layer_norm` /
+      `vocab_projector`, `predictions.*`) map to `cls/predictions/*`,
+      ALBERT's `sop_classifier` to `cls/seq_relationship/*`, ELECTRA's
+      `discriminator_predictions.*` to
+      `cls/discriminator_predictions/{dense,dense_prediction}/*`; an
+      ELECTRA generator's heads keep their HF name under `cls/`. Tensors
+      with no BERT meaning keep their name, prefixed `<hf>`.
 
     Args:
         path: see above.
@@ -245,6 +252,12 @@ def _targets(model):
         w = _weights_of(layers["nsp"])
         add("cls/seq_relationship/output_weights", w["kernel"], "transpose")
         add("cls/seq_relationship/output_bias", w["bias"])
+    if "discriminator_dense" in layers:  # ELECTRA
+        dense("cls/discriminator_predictions/dense", "discriminator_dense")
+        dense(
+            "cls/discriminator_predictions/dense_prediction",
+            "discriminator_prediction",
+        )
     return targets
 
 
@@ -290,7 +303,8 @@ def load_bert_weights(model, path, strict=True):
     warning with `strict=False`. Pre-training heads (`cls/*`) of a model
     built without them are not "unused": they are listed as `skipped`,
     as are the other families' heads (`lm_head.*`, `vocab_*`,
-    `discriminator_predictions.*`, ...) and a pooler the model lacks.
+    `predictions.*`, `discriminator_predictions.*`, ...) and a pooler the
+    model lacks.
 
     Args:
         model: a model made by `build_bert`.

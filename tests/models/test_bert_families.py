@@ -1,4 +1,4 @@
-"""RoBERTa / XLM-R, DistilBERT and ELECTRA on BERT's encoder.
+"""RoBERTa / XLM-R, DistilBERT, ELECTRA and ALBERT on BERT's encoder.
 
 Compared with transformers 4.57.6 on the committed tiny fixtures written
 by `fixtures/make_family_fixtures.py` (a padded batch, explicit attention
@@ -19,13 +19,28 @@ from keras_cool.models import load_bert_config
 from keras_cool.models import load_bert_weights
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-FAMILIES = ["roberta", "xlm_roberta", "distilbert", "electra"]
+FAMILIES = ["roberta", "xlm_roberta", "distilbert", "electra", "albert"]
 # The input names each family's model takes (without padding_mask).
 INPUTS = {
     "roberta": ["token_ids", "segment_ids"],
     "xlm_roberta": ["token_ids", "segment_ids"],
     "distilbert": ["token_ids"],
     "electra": ["token_ids", "segment_ids"],
+    "albert": ["token_ids", "segment_ids"],
+}
+# The pre-training heads each fixture's checkpoint carries, compared with
+# transformers' *ForMaskedLM / ElectraForPreTraining / AlbertForPreTraining.
+HEADS = {
+    "roberta": {"mlm": True},
+    "xlm_roberta": {},
+    "distilbert": {"mlm": True},
+    "electra": {"discriminator": True},
+    "albert": {"mlm": True, "nsp": True},
+}
+HEAD_OUTPUTS = {
+    "mlm": "mlm_logits",
+    "nsp": "nsp_logits",
+    "discriminator": "discriminator_logits",
 }
 
 
@@ -43,7 +58,10 @@ def max_differences(model, ref):
         for key, value in arrays.pop("outputs").items()
     }
     for key, probs in arrays.items():
-        layer = int(re.match(r"layer_(\d+)_", key)[1])
+        # "layer_1_attention/softmax", or "layer_0_attention/softmax[2]"
+        # for the third call of ALBERT's shared block.
+        match = re.match(r"layer_(\d+)_.*?(?:\[(\d+)\])?$", key)
+        layer = int(match[2] or match[1])
         found[f"attention_{layer}"] = float(
             np.abs(probs - ref[f"attention_{layer}"]).max()
         )
@@ -53,8 +71,9 @@ def max_differences(model, ref):
 @pytest.mark.parametrize("padding_mask", [False, True], ids=["ids", "mask"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_matches_transformers(family, padding_mask):
-    """Sequence output, pooled output (XLM-R, saved with a pooler) and
-    every attention map within 1e-5 of transformers, padded rows too."""
+    """Sequence output, pooled output (XLM-R and ALBERT, saved with a
+    pooler), every attention map and the logits of the heads the
+    checkpoint carries within 1e-5 of transformers, padded rows too."""
     ref = reference(family)
     assert (ref["padding_mask"] == 0).any(), "the batch must hold pads"
     folder = FIXTURES / family
@@ -62,16 +81,21 @@ def test_family_matches_transformers(family, padding_mask):
         folder / "config.json",
         padding_mask=padding_mask,
         pooler=True if family == "xlm_roberta" else None,
+        **HEADS[family],
     )
     names = INPUTS[family] + ["padding_mask"] * padding_mask
     assert [t.name for t in model.inputs] == names
     report = load_bert_weights(model, folder)  # strict
     assert not report["missing"] and not report["unused"]
+    assert not report["skipped"]  # every head of the checkpoint is used
     found = max_differences(model, ref)
     print(family, found)  # shown with pytest -s
-    want = {"sequence_output", "attention_0", "attention_1"}
-    if family == "xlm_roberta":
+    layers = load_bert_config(folder)["num_hidden_layers"]
+    want = {"sequence_output"} | {f"attention_{i}" for i in range(layers)}
+    if family in ("xlm_roberta", "albert"):
         want.add("pooled_output")
+    want |= {HEAD_OUTPUTS[head] for head in HEADS[family]}
+    assert want <= set(ref)
     assert set(found) == want
     assert max(found.values()) < 1e-5, found
 
@@ -126,18 +150,75 @@ def test_pooler_follows_the_family():
 
 
 def test_family_heads_are_skipped_and_refused():
+    """A model built without the checkpoint's heads lists them as skipped;
+    a head the family's checkpoints lack is refused at build time."""
     report = load_bert_weights(
         build_bert(FIXTURES / "electra"), FIXTURES / "electra"
     )
     assert "bert/embeddings_project/kernel" in report["loaded"]
     assert report["skipped"] == [
-        "cls/discriminator_predictions.dense.bias",
-        "cls/discriminator_predictions.dense.weight",
-        "cls/discriminator_predictions.dense_prediction.bias",
-        "cls/discriminator_predictions.dense_prediction.weight",
+        "cls/discriminator_predictions/dense/bias",
+        "cls/discriminator_predictions/dense/kernel",
+        "cls/discriminator_predictions/dense_prediction/bias",
+        "cls/discriminator_predictions/dense_prediction/kernel",
     ]
-    with pytest.raises(ValueError, match="mlm=False, nsp=False"):
-        build_bert(FIXTURES / "roberta", mlm=True)
+    report = load_bert_weights(
+        build_bert(FIXTURES / "albert"), FIXTURES / "albert"
+    )
+    assert report["skipped"] == [
+        "cls/predictions/output_bias",
+        "cls/predictions/transform/LayerNorm/beta",
+        "cls/predictions/transform/LayerNorm/gamma",
+        "cls/predictions/transform/dense/bias",
+        "cls/predictions/transform/dense/kernel",
+        "cls/seq_relationship/output_bias",
+        "cls/seq_relationship/output_weights",
+    ]
+    with pytest.raises(ValueError, match="nsp=True.*'roberta'.*mlm=True"):
+        build_bert(FIXTURES / "roberta", nsp=True)
+    with pytest.raises(ValueError, match="mlm=True.*'electra'"):
+        build_bert(FIXTURES / "electra", mlm=True)
+    with pytest.raises(ValueError, match="discriminator=True.*'bert'"):
+        build_bert(FIXTURES / "tiny_bert", discriminator=True)
+    with pytest.raises(ValueError, match="nsp=True reads the pooled"):
+        build_bert(FIXTURES / "albert", nsp=True, pooler=False)
+
+
+def test_mlm_heads_follow_each_family():
+    """RoBERTa's lm_head uses the erf GELU whatever hidden_act says;
+    ALBERT's transform maps to the (narrower) embedding size, tied to the
+    word embedding; a head loaded from the checkpoint is a real one (a
+    random head is far off)."""
+    roberta = build_bert(FIXTURES / "roberta", hidden_act="gelu_new", mlm=True)
+    assert roberta.get_layer("mlm_transform").activation.__name__ == "gelu"
+    albert = build_bert(FIXTURES / "albert", mlm=True)
+    assert albert.get_layer("mlm_transform").units == 16  # embedding_size
+    assert albert.get_layer("layer_0_intermediate").units == 64
+    ref = reference("albert")
+    inputs = [ref["token_ids"], ref["segment_ids"]]
+    random = albert.predict(inputs, verbose=0)["mlm_logits"]
+    assert np.abs(random - ref["mlm_logits"]).max() > 1e-2
+    load_bert_weights(albert, FIXTURES / "albert")
+    loaded = albert.predict(inputs, verbose=0)["mlm_logits"]
+    np.testing.assert_allclose(loaded, ref["mlm_logits"], 1e-5, 1e-5)
+
+
+def test_albert_shares_one_block_across_layers():
+    """One set of block weights for all layers (as transformers' ALBERT
+    with num_hidden_groups=1), so 3 layers hold the weights of 1."""
+    config = load_bert_config(FIXTURES / "albert")
+    assert config["num_hidden_layers"] == 3
+    model = build_bert(FIXTURES / "albert", pooler=False)
+    names = [layer.name for layer in model.layers]
+    assert "layer_0_attention" in names and "layer_1_attention" not in names
+    deeper = build_bert(dict(config, num_hidden_layers=6), pooler=False)
+    assert deeper.count_params() == model.count_params()
+    report = load_bert_weights(model, FIXTURES / "albert", strict=False)
+    assert "bert/embeddings_project/kernel" in report["loaded"]
+    assert "bert/encoder/layer_0/output/LayerNorm/gamma" in report["loaded"]
+    for key in ("num_hidden_groups", "inner_group_num"):
+        with pytest.raises(ValueError, match=f"{key}=2 is not supported"):
+            build_bert(dict(config, **{key: 2}))
 
 
 def test_family_configs():
@@ -150,8 +231,8 @@ def test_family_configs():
     assert distilbert["type_vocab_size"] == 0
     assert load_bert_config(FIXTURES / "tiny_bert")["model_type"] == "bert"
     config = json.loads((FIXTURES / "roberta" / "config.json").read_text())
-    with pytest.raises(ValueError, match="model_type='albert'.*'roberta'"):
-        load_bert_config(dict(config, model_type="albert"))
+    with pytest.raises(ValueError, match="model_type='nezha'.*'roberta'"):
+        load_bert_config(dict(config, model_type="nezha"))
     # RoBERTa's positions start at pad_token_id + 1: 40 - 2 = 38 tokens.
     assert build_bert(FIXTURES / "roberta", sequence_length=38)
     with pytest.raises(ValueError, match=r"\[1, 38\].*pad_token_id"):
@@ -161,17 +242,32 @@ def test_family_configs():
     assert electra.get_layer("embeddings_project").units == 32
 
 
-@pytest.mark.parametrize("family", ["roberta", "distilbert", "electra"])
+@pytest.mark.parametrize(
+    "family", ["roberta", "distilbert", "electra", "albert"]
+)
 def test_family_saves_and_loads_in_safe_mode(family, tmp_path):
+    """With its heads and shared layers (ALBERT), the model reloads in
+    safe mode (no Lambda layers) and predicts the same."""
     ref = reference(family)
     model = build_bert(
-        FIXTURES / family, checkpoint=FIXTURES / family, padding_mask=True
+        FIXTURES / family,
+        checkpoint=FIXTURES / family,
+        padding_mask=True,
+        **HEADS[family],
     )
     path = tmp_path / f"{family}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
+    assert not [
+        layer
+        for layer in loaded.layers
+        if isinstance(layer, keras.layers.Lambda)
+    ]
+    assert len(loaded.weights) == len(model.weights)
     inputs = [ref[t.name] for t in model.inputs]
-    want = model.predict(inputs, verbose=0)["sequence_output"]
-    got = loaded.predict(inputs, verbose=0)["sequence_output"]
-    np.testing.assert_allclose(got, want, 1e-6, 1e-6)
-    np.testing.assert_allclose(want, ref["sequence_output"], 1e-5, 1e-5)
+    want = model.predict(inputs, verbose=0)
+    got = loaded.predict(inputs, verbose=0)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], 1e-6, 1e-6)
+        np.testing.assert_allclose(want[key], ref[key], 1e-5, 1e-5)
