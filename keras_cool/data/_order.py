@@ -1,33 +1,30 @@
-"""Epoch order, shards, served positions and the saved state of a Sequence.
+"""Where a Sequence is (`Cursor`) and the order of its batches.
 
-A Sequence hands out *positions* `0 .. len - 1`; the epoch's order maps a
-position to the user's batch index. It is drawn from `(seed, epoch)` when
-`shuffle=True`, and a shard keeps every `count`-th entry. `dataset._kc_epoch`
-counts complete passes and `dataset._kc_offset` is the first position of a
-resumed epoch; `runtime.served` holds the positions handed out during this
-epoch.
+An epoch has a *global order*: the user's batch indices `0 .. count - 1`,
+permuted from `(seed, epoch)` when `shuffle=True`, the same on every host.
+A pass over the epoch starts at a global position `start` (0, or where a
+resumed state left off). Without a shard the Sequence hands out the
+positions `0, 1, ...` of `order[start:]`; a shard `(i, n)` keeps every
+`n`-th of them from the `i`-th (`order[start:][i::n]`), dropping the last
+`(count - start) % n` so every shard has the same length. Position `p` of
+shard `(i, n)` is global position `start + i + p * n`.
 
-The state dict of `get_state()` is versioned (`VERSION`): besides where to
-resume (`seed`, `epoch`, `position`) it records what the position refers
-to (`num_batches`, `shuffle`, `shard`), and `check_state` refuses a state
-saved for other batches. The worker count and threads/processes may
-differ: batches do not depend on them.
+`Cursor` is the one owner of this position: the epoch, `start`, the
+positions served in this epoch, this epoch's count and order (the user's
+`__len__` is read once per epoch, and again after an epoch hook ran), and
+the `Plan` handed to a pool. The Sequence keeps one (`cursor_of`); its
+`get_state` / `set_state` go through `_state`.
 """
 
 import numpy as np
 
 from keras_cool.data import _seeding
 
-VERSION = 1
-_POSITION_KEYS = ("seed", "epoch", "position")
-_DATASET_KEYS = ("num_batches", "shuffle", "shard")
-STATE_KEYS = ("version",) + _POSITION_KEYS + _DATASET_KEYS
 
-
-def total(dataset):
-    """The user's number of batches (None when infinite)."""
+def total(dataset, epoch):
+    """The user's number of batches (None when infinite), read now."""
     cls = type(dataset)
-    with _seeding.raw(dataset, dataset._kc_epoch):
+    with _seeding.raw(dataset, epoch):
         if _seeding.is_user(getattr(cls.num_batches, "fget", None)):
             return _check_total(
                 cls, "num_batches", cls.num_batches.fget(dataset)
@@ -59,8 +56,8 @@ def _check_total(cls, where, count):
     return int(count)
 
 
-def draw_order(count, epoch, seed, shuffle, shard):
-    """Positions -> user batch indices of `epoch` (None: infinite)."""
+def draw_order(count, epoch, seed, shuffle, shard, start=0):
+    """Positions -> user batch indices of a pass (None: infinite)."""
     if count is None:
         if shuffle:
             raise ValueError("shuffle=True needs a finite dataset.")
@@ -72,29 +69,20 @@ def draw_order(count, epoch, seed, shuffle, shard):
         )
     else:
         order = np.arange(count)
+    order = order[start:]
     if shard is not None:
         index, shards = shard
-        order = order[index::shards][: count // shards]
+        order = order[index::shards][: len(order) // shards]
     return order
 
 
-def epoch_order(dataset, runtime, epoch):
-    """`draw_order` for `dataset`, cached per process in `runtime`."""
-    count = total(dataset)
-    key = (epoch, count, dataset.shuffle, dataset.shard, dataset.seed)
-    if runtime.order is not None and runtime.order[0] == key:
-        return runtime.order[1]
-    order = draw_order(
-        count, epoch, dataset.seed, dataset.shuffle, dataset.shard
-    )
-    runtime.order = (key, order)
-    return order
-
-
-def length(dataset, runtime):
-    """Batches left in the current epoch (None: infinite)."""
-    order = epoch_order(dataset, runtime, dataset._kc_epoch)
-    return None if order is None else len(order) - dataset._kc_offset
+def batch_index(order, start, shard, position):
+    """The user's batch index at `position` (see the module docstring)."""
+    if order is not None:
+        return int(order[position])
+    if shard is not None:
+        return start + shard[0] + position * shard[1]
+    return start + position
 
 
 class Plan:
@@ -103,174 +91,130 @@ class Plan:
     Attributes: `key`, `epoch`, `length` (positions, None: infinite),
     `capacity` (batches prefetched at most), `served` (positions already
     handed out when the plan was made); `index(position)` is the user's
-    batch index at `position`.
+    batch index at `position`. `order` holds the indices of this pass
+    (None: infinite, then `start` and `shard` give them).
     """
 
-    def __init__(self, key, epoch, order, offset, shard, capacity, served):
+    def __init__(
+        self, key, epoch, order, capacity, served, start=0, shard=None
+    ):
         self.key = key
         self.epoch = epoch
         self.order = order
-        self.offset = offset
+        self.start = start
         self.shard = shard
-        self.length = None if order is None else len(order) - offset
+        self.length = None if order is None else len(order)
         self.capacity = capacity
         self.served = frozenset(served)
 
     def index(self, position):
-        return _batch_index(self.order, self.offset, self.shard, position)
+        return batch_index(self.order, self.start, self.shard, position)
 
 
-def _batch_index(order, offset, shard, position):
-    position = position + offset
-    if order is not None:
-        return int(order[position])
-    if shard is not None:
-        return position * shard[1] + shard[0]
-    return position
+class Cursor:
+    """The epoch position of one Sequence (see the module docstring).
 
-
-def index(dataset, runtime, position):
-    """The user's batch index at `position` of the current epoch."""
-    order = epoch_order(dataset, runtime, dataset._kc_epoch)
-    offset = dataset._kc_offset
-    return _batch_index(order, offset, dataset.shard, position)
-
-
-def plan(dataset, runtime):
-    """The current epoch's `Plan`, made again when anything changed."""
-    epoch = dataset._kc_epoch
-    order = epoch_order(dataset, runtime, epoch)
-    key = (runtime.generation, epoch, dataset._kc_offset, id(order))
-    key += (dataset.shard, dataset.max_queue_size)
-    if runtime.plan is None or runtime.plan.key != key:
-        runtime.plan = Plan(
-            key,
-            epoch,
-            order,
-            dataset._kc_offset,
-            dataset.shard,
-            dataset.max_queue_size,
-            runtime.served,
-        )
-    return runtime.plan
-
-
-def maybe_advance(dataset, runtime):
-    """Start the next epoch once every batch of this one was served."""
-    left = length(dataset, runtime)
-    if left is not None and len(runtime.served) >= left:
-        dataset._kc_epoch += 1
-        dataset._kc_offset = 0
-        runtime.served = set()
-        runtime.last_position = None
-
-
-def get_state(dataset, runtime):
-    """The versioned state dict (see the module docstring)."""
-    maybe_advance(dataset, runtime)
-    prefix = 0
-    while prefix in runtime.served:
-        prefix += 1
-    return {
-        "version": VERSION,
-        "seed": dataset.seed,
-        "epoch": dataset._kc_epoch,
-        "position": dataset._kc_offset + prefix,
-        **_dataset_fields(dataset),
-    }
-
-
-def _dataset_fields(dataset):
-    shard = None if dataset.shard is None else list(dataset.shard)
-    return {
-        "num_batches": total(dataset),
-        "shuffle": dataset.shuffle,
-        "shard": shard,
-    }
-
-
-def check_state(dataset, state):
-    """`(seed, epoch, position)` of `state`, or a clear error.
-
-    Accepts the unversioned `{"seed", "epoch", "position"}` dict of
-    keras_cool before versioning (without the dataset checks).
+    `epoch`, `start` (global position where this pass began), `served`
+    (positions handed out in this epoch), `begun` (the user's
+    `on_epoch_begin` ran for this epoch), `last_position` (the last one
+    a pool served, to warn about out-of-order requests).
     """
-    legacy = isinstance(state, dict) and set(state) == set(_POSITION_KEYS)
-    if not legacy:
-        if not isinstance(state, dict) or "version" not in state:
-            raise ValueError(
-                f"set_state() expects the dict from get_state() with keys "
-                f"{list(STATE_KEYS)}; received {state!r}."
+
+    def __init__(self):
+        self.restore(0, 0)
+
+    def restore(self, epoch, start):
+        """Make global position `start` of `epoch` the next batch."""
+        self.epoch = int(epoch)
+        self.start = int(start)
+        self.served = set()
+        self.begun = False
+        self.last_position = None
+        self._count = None
+        self._counted = False
+        self._order = None
+        self._plan = None
+
+    def advance(self):
+        """The next epoch, from its first batch."""
+        self.restore(self.epoch + 1, 0)
+
+    def reread(self):
+        """An epoch hook ran: read the user's length again when needed."""
+        self._counted = False
+
+    def count(self, dataset):
+        """The user's batch count of this epoch, read once."""
+        if not self._counted:
+            self._count = total(dataset, self.epoch)
+            self._counted = True
+        return self._count
+
+    def order(self, dataset):
+        """This pass's positions -> user batch indices (None: infinite)."""
+        count = self.count(dataset)
+        key = (self.epoch, self.start, count, dataset.shuffle, dataset.shard)
+        key += (dataset.seed,)
+        if self._order is None or self._order[0] != key:
+            order = draw_order(
+                count,
+                self.epoch,
+                dataset.seed,
+                dataset.shuffle,
+                dataset.shard,
+                self.start,
             )
-        if state["version"] != VERSION:
-            raise ValueError(
-                f"set_state() received a state of version "
-                f"{state['version']!r}; this keras_cool reads version "
-                f"{VERSION}. Save it again with get_state() of this version."
+            self._order = (key, order)
+        return self._order[1]
+
+    def length(self, dataset):
+        """Positions of this pass (None: infinite)."""
+        order = self.order(dataset)
+        return None if order is None else len(order)
+
+    def complete(self, dataset):
+        """Whether every position of this pass was served."""
+        left = self.length(dataset)
+        return left is not None and len(self.served) >= left
+
+    def index(self, dataset, position):
+        order = self.order(dataset)
+        return batch_index(order, self.start, dataset.shard, position)
+
+    def prefix(self):
+        """Positions served in order from the first: where to resume."""
+        prefix = 0
+        while prefix in self.served:
+            prefix += 1
+        return prefix
+
+    def plan(self, dataset, generation):
+        """This epoch's `Plan`, made again when anything changed."""
+        order = self.order(dataset)
+        capacity = dataset.max_queue_size
+        key = (generation, self.epoch, self.start, id(order), dataset.shard)
+        key += (capacity,)
+        if self._plan is None or self._plan.key != key:
+            self._plan = Plan(
+                key,
+                self.epoch,
+                order,
+                capacity,
+                self.served,
+                self.start,
+                dataset.shard,
             )
-        if set(state) != set(STATE_KEYS):
-            raise ValueError(
-                f"set_state() expects the dict from get_state() with keys "
-                f"{list(STATE_KEYS)}; received keys {sorted(state)}."
-            )
-    for key in _POSITION_KEYS:
-        check_int(f"state[{key!r}]", state[key], 0)
-    if not legacy:
-        saved = {k: state[k] for k in _DATASET_KEYS}
-        saved["shard"] = (
-            None if saved["shard"] is None else list(saved["shard"])
-        )
-        here = _dataset_fields(dataset)
-        for key in _DATASET_KEYS:
-            if saved[key] != here[key]:
-                raise ValueError(
-                    f"set_state(): the state was saved with {key}="
-                    f"{saved[key]!r}, but this Sequence has {key}="
-                    f"{here[key]!r}, so its position would point at other "
-                    "batches. Build the Sequence as when the state was "
-                    "saved (same length, shuffle and shard)."
-                )
-    count = total(dataset)
-    order = draw_order(
-        count, state["epoch"], state["seed"], dataset.shuffle, dataset.shard
-    )
-    if order is not None and state["position"] > len(order):
-        raise ValueError(
-            f"state['position']={state['position']} is past the end "
-            f"of the epoch ({len(order)} batches)."
-        )
-    return state["seed"], state["epoch"], state["position"]
+        return self._plan
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(_order=None, _plan=None)  # caches, rebuilt on use
+        return state
 
 
-def check_int(name, value, minimum):
-    """Raise unless `value` is an int (not a bool) >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; received {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; received {value}.")
-
-
-def restore(dataset, runtime, seed, epoch, position):
-    """Make `position` of `epoch` the next batch (the pool is closed)."""
-    dataset.seed = seed
-    dataset._kc_epoch = epoch
-    dataset._kc_offset = position
-    runtime.served = set()
-    runtime.last_position = None
-
-
-def check_shard(shard):
-    try:
-        index, count = shard
-    except (TypeError, ValueError):
-        raise ValueError(
-            f'shard must be a pair (index, count) or "auto"; received '
-            f"{shard!r}."
-        ) from None
-    check_int("shard count", count, 1)
-    check_int("shard index", index, 0)
-    if index >= count:
-        raise ValueError(
-            f"shard index must be < count; received shard={shard!r}."
-        )
-    return (int(index), int(count))
+def cursor_of(dataset):
+    """`dataset`'s cursor, made if missing (no `super().__init__` call)."""
+    cursor = dataset.__dict__.get("_kc_cursor")
+    if cursor is None:
+        cursor = dataset.__dict__["_kc_cursor"] = Cursor()
+    return cursor

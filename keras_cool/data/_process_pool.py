@@ -24,12 +24,15 @@ and names one submitted batch):
 |---|---|---|
 | main → worker | `("batch", key, epoch, index)` | compute batch `index` |
 | main → worker | `("state", payload)` | take a new dataset state (pickled) |
+| main → worker | `("free", numbers)` | these shared-memory blocks are free |
 | main → worker | `("stop",)` | close resources and exit |
-| worker → main | `("ok", key, batch)` | the batch |
+| worker → main | `("ok", key, batch)` | the batch (or a `_shared.Packed`) |
 | worker → main | `("error", key, record)` | its `_worker.ErrorRecord` |
 | worker → main | `("fatal", traceback)` | the worker could not start |
 
-Results whose key is no longer awaited (dropped by `refresh`) are ignored.
+Results whose key is no longer awaited (dropped by `refresh`) are ignored
+(their blocks are freed). Large arrays travel in shared-memory blocks
+(`_shared`); the pool removes the blocks' names when it closes.
 """
 
 import contextlib
@@ -41,6 +44,7 @@ import time
 
 from keras_cool.data import _interrupt
 from keras_cool.data import _pools
+from keras_cool.data import _shared
 from keras_cool.data import _start
 from keras_cool.data import _worker
 
@@ -89,6 +93,7 @@ class ProcessPool(_pools.Pool):
         self.batch_of = {}  # key -> (index, epoch), for error messages
         self.interrupted = False
         self.grace = 2.0  # seconds a worker gets to stop before SIGTERM
+        self.blocks = _shared.Blocks(_shared.new_prefix(), _shared.threshold())
         _interrupt.watch(self)
         context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
@@ -116,7 +121,14 @@ class ProcessPool(_pools.Pool):
         result_reader, result_writer = context.Pipe(duplex=False)
         process = context.Process(
             target=_worker.worker_loop,
-            args=(wid, make_source, payload, task_reader, result_writer),
+            args=(
+                wid,
+                make_source,
+                payload,
+                task_reader,
+                result_writer,
+                (self.blocks.prefix, self.blocks.threshold),
+            ),
             name=f"keras_cool_sequence_worker_{wid}",
             daemon=False,
         )
@@ -157,6 +169,8 @@ class ProcessPool(_pools.Pool):
     def _send(self, key, epoch, index):
         worker = min(self.workers, key=lambda w: (len(w.keys), w.wid))
         with self._pipes():
+            for wid, numbers in self.blocks.take_released().items():
+                self.workers[wid].tasks.send(("free", numbers))
             worker.tasks.send(("batch", key, epoch, index))
         worker.keys.add(key)
         self.owner[key] = worker
@@ -246,8 +260,13 @@ class ProcessPool(_pools.Pool):
                 "(use_multiprocessing=False)."
             )
         _, key, value = message
+        packed = isinstance(value, _shared.Packed)
         if key not in self.owner:
+            if packed:
+                self.blocks.discard(worker.wid, value)
             return  # discarded (stale) result
+        if packed:
+            value = self.blocks.unpack(worker.wid, value)
         del self.owner[key]
         worker.keys.discard(key)
         self.ready[key] = (kind, value)
@@ -292,3 +311,5 @@ class ProcessPool(_pools.Pool):
                 worker.process.kill()
                 worker.process.join()
             worker.results.close()
+        self.blocks.unlink_rest(range(len(self.workers)))
+        self.blocks.close()

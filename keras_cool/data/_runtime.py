@@ -23,16 +23,12 @@ class Runtime:
         self.resource_lock = threading.Lock()
         self.resources_pid = None
         self.resource_backup = {}
-        self.served = set()
         self.in_epoch = False
         self.pool = None
         self.interrupted = None  # the pool Ctrl-C closed, in this epoch
         self.finalizer = None
         self.generation = 0
-        self.order = None
-        self.plan = None
         self.permutation = None
-        self.last_position = None
         self.warned_order = False
 
     def __reduce__(self):

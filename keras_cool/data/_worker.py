@@ -19,6 +19,7 @@ import cloudpickle
 
 from keras_cool.data import _memory
 from keras_cool.data import _resources
+from keras_cool.data import _shared
 
 
 class RemoteTraceback(Exception):
@@ -80,12 +81,18 @@ class ErrorRecord(NamedTuple):
         return error
 
 
-def _feed(wid, outbox, results):
-    """Feeder thread: send results so the worker keeps computing."""
+def _feed(wid, outbox, results, blocks):
+    """Feeder thread: send results so the worker keeps computing; large
+    arrays of a batch go into a shared-memory block (`_shared`)."""
     while True:
         message = outbox.get()
         if message is None:
             return
+        if message[0] == "ok":
+            try:
+                message = ("ok", message[1], blocks.pack(message[2]))
+            except OSError:  # /dev/shm full or unavailable: use the pipe
+                pass
         try:
             results.send(message)
         except (OSError, ValueError):
@@ -101,12 +108,13 @@ def _feed(wid, outbox, results):
             results.send(("error", key, record))
 
 
-def worker_loop(wid, make_source, payload, tasks, results):
+def worker_loop(wid, make_source, payload, tasks, results, shared):
     """Entry point of a worker process.
 
     `make_source(pickle.loads(payload))` builds what computes batches: an
     object with `compute(epoch, index)`, `update(dataset)` (a new state
     from the main process) and `close()` (close this process's resources).
+    `shared` is `(prefix, threshold)` of the batch blocks (`_shared`).
     """
     # Ctrl-C in a terminal reaches the whole process group: the main
     # process handles it and stops the pool; a worker dying of it would
@@ -114,7 +122,8 @@ def worker_loop(wid, make_source, payload, tasks, results):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _memory.keep_freed_memory()  # before the first batch: see _memory
     outbox = queue.Queue()
-    feeder = threading.Thread(target=_feed, args=(wid, outbox, results))
+    blocks = _shared.WorkerBlocks(shared[0], wid, shared[1])
+    feeder = threading.Thread(target=_feed, args=(wid, outbox, results, blocks))
     feeder.daemon = True
     feeder.start()
     source = None
@@ -138,6 +147,9 @@ def worker_loop(wid, make_source, payload, tasks, results):
             if message[0] == "state":
                 source.update(pickle.loads(message[1]))
                 continue
+            if message[0] == "free":
+                blocks.release(message[1])
+                continue
             _, key, epoch, index = message
             try:
                 outbox.put(("ok", key, source.compute(epoch, index)))
@@ -149,6 +161,7 @@ def worker_loop(wid, make_source, payload, tasks, results):
     finally:
         outbox.put(None)
         feeder.join(5.0)
+        blocks.close()
         if source is not None:
             try:
                 source.close()

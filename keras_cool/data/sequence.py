@@ -20,6 +20,9 @@ from keras_cool.data import _process_pool
 from keras_cool.data import _resources
 from keras_cool.data import _runtime
 from keras_cool.data import _seeding
+from keras_cool.data import _state
+from keras_cool.data._checks import check_int
+from keras_cool.data._checks import check_shard
 
 _HOOKS = ("on_epoch_begin", "on_epoch_end")
 
@@ -34,7 +37,9 @@ class Sequence(keras.utils.PyDataset):
     (`self.rng`, and the global `numpy.random` / `random` generators)
     depends only on `(seed, epoch, batch index)`; `open_resources()` opens
     files once per worker process; worker errors are re-raised with the
-    batch index; `get_state()` / `set_state()` resume mid-epoch. The docs'
+    batch index; `get_state()` / `set_state()` resume mid-epoch, also
+    with another number of processes or workers; `on_epoch_begin` and
+    `on_epoch_end` run once per epoch on every backend. The docs'
     "Data with Sequence" guide describes the full behaviour, and "How it
     works: Sequence" its design.
 
@@ -47,8 +52,10 @@ class Sequence(keras.utils.PyDataset):
             run CPU-bound Python/NumPy code in parallel). The dataset is
             then sent to each worker by value with cloudpickle (lambdas
             and classes of `__main__` included); open files and other
-            per-process handles in `open_resources()`. Defaults to
-            `False`.
+            per-process handles in `open_resources()`. NumPy arrays of
+            1 MiB or more come back in shared memory, as views of a
+            reusable block (`KERAS_COOL_SHM_MIN_BYTES` changes the size,
+            `off` keeps the pipe). Defaults to `False`.
         max_queue_size: Maximum number of batches prefetched ahead.
             Defaults to `10`.
         seed: Base seed of all randomness. `None` draws one from the global
@@ -118,8 +125,6 @@ class Sequence(keras.utils.PyDataset):
     start_method = None
     persistent_workers = False
     _kc_shard = None
-    _kc_epoch = 0
-    _kc_offset = 0
 
     def __init__(
         self,
@@ -135,11 +140,11 @@ class Sequence(keras.utils.PyDataset):
         super().__init__(
             workers=1, use_multiprocessing=False, max_queue_size=max_queue_size
         )
-        _order.check_int("workers", workers, 0)
-        _order.check_int("max_queue_size", max_queue_size, 1)
+        check_int("workers", workers, 0)
+        check_int("max_queue_size", max_queue_size, 1)
         if seed is None:
             seed = int(np.random.randint(0, 2**31 - 1))
-        _order.check_int("seed", seed, 0)
+        check_int("seed", seed, 0)
         methods = multiprocessing.get_all_start_methods()
         if start_method is not None and start_method not in methods:
             raise ValueError(
@@ -153,6 +158,7 @@ class Sequence(keras.utils.PyDataset):
         self.start_method = start_method
         self.persistent_workers = bool(persistent_workers)
         self.shard = shard
+        self._kc_cursor = _order.Cursor()
         collect_before_exit()  # TensorFlow's tf.data exit hang
 
     def __init_subclass__(cls, **kwargs):
@@ -190,7 +196,7 @@ class Sequence(keras.utils.PyDataset):
         if value is not None and not (
             isinstance(value, str) and value == "auto"
         ):
-            value = _order.check_shard(value)
+            value = check_shard(value)
         self._kc_shard = value
 
     # What Keras reads: an in-process dataset, so Keras never starts its own
@@ -202,7 +208,7 @@ class Sequence(keras.utils.PyDataset):
 
     @workers.setter
     def workers(self, value):
-        _order.check_int("workers", value, 0)
+        check_int("workers", value, 0)
         self.num_workers = value
 
     @property
@@ -217,7 +223,9 @@ class Sequence(keras.utils.PyDataset):
     def epoch(self):
         """The epoch of the batch being computed, else the current epoch."""
         context = _seeding.current(self)
-        return self._kc_epoch if context is None else context[1]
+        if context is None:
+            return _order.cursor_of(self).epoch
+        return context[1]
 
     @property
     def rng(self):
@@ -264,7 +272,7 @@ class Sequence(keras.utils.PyDataset):
             return self._kc_len()
         if _seeding.is_user(type(self).__len__):
             raise NotImplementedError("Sequence has no base `__len__`.")
-        total = _order.total(self)
+        total = _order.total(self, self.epoch)
         if total is None:
             raise TypeError("This Sequence is infinite (num_batches is None).")
         return total
@@ -272,8 +280,10 @@ class Sequence(keras.utils.PyDataset):
     @property
     def num_batches(self):
         if _seeding.current(self) is not None:
-            return _order.total(self)
-        return _order.length(self, self._kc_runtime())
+            return _order.total(self, self.epoch)
+        runtime = self._kc_runtime()
+        with runtime.lock:
+            return _order.cursor_of(self).length(self)
 
     def on_epoch_begin(self):
         if _seeding.current(self) is None:
@@ -295,35 +305,45 @@ class Sequence(keras.utils.PyDataset):
 
     # ------------------------------------------------------ state and life
     def get_state(self):
-        """Where the next epoch resumes, as a versioned dict.
+        """Where the next batch is, as a versioned dict.
 
-        `{"version": 1, "seed", "epoch", "position", "num_batches",
-        "shuffle", "shard"}`: `position` counts the batches of this epoch
-        already handed out in order; the last three are checked by
-        `set_state`. Under `fit`, Keras pulls a few batches ahead of
-        training; to checkpoint exactly what was trained, set `position`
-        yourself from the batch number seen in a callback.
+        `{"version": 2, "seed", "epoch", "position", "num_batches",
+        "shuffle", "shard"}`. `position` counts the batches of the
+        epoch's global order (the same on every host) before the next one:
+        the batches handed out in order, times the shard count with a
+        `shard`. So a state saved with any shard, worker count or threads
+        or processes resumes with any other (see `set_state`). Under
+        `fit`, Keras pulls a few batches ahead of training; to checkpoint
+        exactly what was trained, set `position` yourself from the batch
+        number seen in a callback (times the shard count).
         """
         runtime = self._kc_runtime()
         with runtime.lock:
-            return _order.get_state(self, runtime)
+            return _state.get_state(self, _order.cursor_of(self))
 
     def set_state(self, state):
         """Resume from `get_state()`: the next batch is `position` of `epoch`.
 
-        Raises `ValueError` for an unknown `version`, or for a state saved
-        with another `num_batches`, `shuffle` or `shard`. The unversioned
-        `{"seed", "epoch", "position"}` dict of earlier keras_cool versions
-        is accepted without these checks. Until that epoch ends, `len(self)`
-        counts the remaining batches, so resume with one
+        The rest of that epoch's global order is split across this
+        Sequence's shard as usual (`shard=(i, n)` takes every `n`-th batch
+        from the `i`-th, dropping the last `remaining % n` so every shard
+        has the same length), so a state saved by N processes resumes with
+        M, and one saved with N workers resumes with M. Raises
+        `ValueError` for an unknown `version`, or for a state saved with
+        another `num_batches` or `shuffle`. Version 1 states and the
+        unversioned `{"seed", "epoch", "position"}` dict of earlier
+        keras_cool versions are read too. `on_epoch_begin` runs again for
+        the resumed epoch, before its first batch. Until that epoch ends,
+        `len(self)` counts the remaining batches, so resume with one
         `fit(..., epochs=1)` for the rest of the epoch, then `fit` the
         following epochs.
         """
         runtime = self._kc_runtime()
         with runtime.lock:
-            seed, epoch, position = _order.check_state(self, state)
+            seed, epoch, position = _state.check_state(self, state)
             self._kc_close_pool(runtime)
-            _order.restore(self, runtime, seed, epoch, position)
+            self.seed = seed
+            _order.cursor_of(self).restore(epoch, position)
 
     def close(self):
         """Stop the workers and close this process's resources."""
@@ -351,7 +371,9 @@ class Sequence(keras.utils.PyDataset):
         return _runtime.of(self)
 
     def _kc_len(self):
-        length = _order.length(self, self._kc_runtime())
+        runtime = self._kc_runtime()
+        with runtime.lock:
+            length = _order.cursor_of(self).length(self)
         if length is None:
             raise TypeError("This Sequence is infinite (num_batches is None).")
         return length
@@ -402,8 +424,8 @@ class Sequence(keras.utils.PyDataset):
     def _kc_getitem(self, position):
         runtime = self._kc_runtime()
         with runtime.lock:
-            _order.maybe_advance(self, runtime)
-            length = _order.length(self, runtime)
+            cursor = self._kc_begin(runtime)
+            length = cursor.length(self)
             position = operator.index(position)
             if length is not None:
                 if position < 0:
@@ -419,18 +441,18 @@ class Sequence(keras.utils.PyDataset):
                 self._kc_close_pool(runtime)
                 raise
             if runtime.in_epoch:  # reads outside epochs (peeks) don't count
-                runtime.served.add(position)
+                cursor.served.add(position)
             return batch
 
     def _kc_fetch(self, runtime, position):
+        cursor = _order.cursor_of(self)
         while True:
             pool = self._kc_pool(runtime)
             if pool is None:
-                epoch = self._kc_epoch
-                index = _order.index(self, runtime, position)
-                return self._kc_compute_here(runtime, epoch, index)
-            plan = _order.plan(self, runtime)
-            last = runtime.last_position
+                index = cursor.index(self, position)
+                return self._kc_compute_here(runtime, cursor.epoch, index)
+            plan = cursor.plan(self, runtime.generation)
+            last = cursor.last_position
             if not pool.has(plan, position):
                 if last is not None and position != last + 1:
                     self._kc_warn_order(runtime)
@@ -438,7 +460,7 @@ class Sequence(keras.utils.PyDataset):
                 batch = pool.get(plan, position)
             except _pools.Closed:
                 continue  # idled out (a new pool starts) or Ctrl-C
-            runtime.last_position = position
+            cursor.last_position = position
             return batch
 
     def _kc_compute_here(self, runtime, epoch, index):
@@ -465,36 +487,51 @@ class Sequence(keras.utils.PyDataset):
             stacklevel=4,
         )
 
-    def _kc_run_hook(self, name):
+    def _kc_run_hook(self, runtime, name):
+        """The user's epoch hook, if any, for the cursor's epoch."""
         method = getattr(type(self), name)
         if not _seeding.is_user(method):
-            return False
-        epoch = self._kc_epoch
+            return
+        cursor = _order.cursor_of(self)
+        epoch = cursor.epoch
         key = (_seeding.HOOK, epoch, _HOOKS.index(name))
         with _seeding.user_code(self, epoch, key, True):
             method(self)
-        return True
-
-    def _kc_after_hook(self, runtime, ran):
+        cursor.reread()  # the hook may have changed the length
         if runtime.pool is not None and runtime.pool.closed:
             self._kc_close_pool(runtime)
-        if not ran or runtime.pool is None:
-            return
-        # The user's hook may have changed the dataset: drop prefetched
-        # batches and send the new state to persistent workers.
-        runtime.pool.refresh()
+        if runtime.pool is not None:
+            # The hook may have changed the dataset: drop prefetched
+            # batches and send the new state to persistent workers.
+            runtime.pool.refresh()
         runtime.generation += 1
+
+    def _kc_begin(self, runtime):
+        """End a finished epoch, then begin the cursor's epoch once.
+
+        The user's hooks run here and nowhere else, so each runs exactly
+        once per epoch of the Sequence, whatever Keras calls: Keras peeks
+        at a batch before the first epoch (TensorFlow without calling
+        `on_epoch_begin` first, JAX and torch calling it once more).
+        """
+        cursor = _order.cursor_of(self)
+        if cursor.complete(self):
+            self._kc_run_hook(runtime, "on_epoch_end")
+            cursor.advance()
+        if not cursor.begun:
+            cursor.begun = True
+            self._kc_run_hook(runtime, "on_epoch_begin")
+        return cursor
 
     def _kc_on_epoch_begin(self):
         runtime = self._kc_runtime()
         with runtime.lock:
-            _order.maybe_advance(self, runtime)
             runtime.in_epoch = True
-            runtime.last_position = None
+            _order.cursor_of(self).last_position = None
             runtime.interrupted = None
             if self._kc_mode() == "processes":
                 _interrupt.install_interrupt_handler()
-            self._kc_after_hook(runtime, self._kc_run_hook("on_epoch_begin"))
+            self._kc_begin(runtime)
             if self._kc_mode() == "processes":
                 # Start the workers now, in the calling thread: a dataset
                 # that cannot be sent to them fails at the start of `fit`
@@ -504,13 +541,15 @@ class Sequence(keras.utils.PyDataset):
     def _kc_on_epoch_end(self):
         runtime = self._kc_runtime()
         with runtime.lock:
-            _order.maybe_advance(self, runtime)
-            ran = self._kc_run_hook("on_epoch_end")
+            cursor = _order.cursor_of(self)
+            if cursor.complete(self):
+                self._kc_run_hook(runtime, "on_epoch_end")
+                cursor.advance()
             runtime.in_epoch = False
             if not self.persistent_workers:
                 self._kc_close_pool(runtime)
-            else:
-                self._kc_after_hook(runtime, ran)
+            elif runtime.pool is not None and runtime.pool.closed:
+                self._kc_close_pool(runtime)
 
 
 def _default_start_method():

@@ -200,7 +200,7 @@ def test_fit_counts_epochs_even_for_two_batches():
     assert data.epoch == 3
     data[0]  # outside an epoch: does not count either
     assert data.get_state() == {
-        "version": 1,
+        "version": 2,
         "seed": 0,
         "epoch": 3,
         "position": 0,
@@ -208,3 +208,59 @@ def test_fit_counts_epochs_even_for_two_batches():
         "shuffle": False,
         "shard": None,
     }
+
+
+SEEN = []
+
+
+class Counting(Regression):
+    """Its epoch hook counts epochs; every batch records the count."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = 0
+        self.count = None
+        self.lengths = 0
+
+    def __len__(self):
+        self.lengths += 1
+        return 5
+
+    def on_epoch_begin(self):
+        self.count = self.calls
+        self.calls += 1
+
+    def __getitem__(self, index):
+        SEEN.append((self.epoch, self.count))
+        x, y = super().__getitem__(index)
+        return x + self.count, y
+
+
+def test_epoch_hook_runs_once_per_epoch_before_its_batches():
+    # Keras peeks at a batch before the first epoch: TensorFlow without
+    # calling on_epoch_begin, JAX and torch calling it once more.
+    SEEN.clear()
+    data = Counting(seed=0)
+    tiny_model().fit(data, epochs=3, shuffle=False, verbose=0)
+    assert data.calls == 3
+    assert {count for _, count in SEEN} == {0, 1, 2}
+    assert all(epoch == count for epoch, count in SEEN)
+    # The user's __len__ is read once per epoch and once after the hook.
+    assert data.lengths <= 2 * 3 + 1
+
+
+@pytest.mark.timeout(120)
+def test_epoch_hook_state_reaches_persistent_worker_processes():
+    data = Counting(
+        seed=0,
+        workers=2,
+        use_multiprocessing=True,
+        persistent_workers=True,
+        start_method="fork",
+    )
+    plain = Regression(seed=0)
+    for epoch in range(3):
+        for (x, _), (want, _) in zip(data, plain):
+            np.testing.assert_allclose(x, want + epoch, rtol=1e-6)
+    data.close()
+    assert data.calls == 3

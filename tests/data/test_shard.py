@@ -82,7 +82,7 @@ def test_resumed_shards_continue_the_global_order():
         np.testing.assert_array_equal(first, want[p][0])
         states.append(json.loads(json.dumps(data.get_state())))
         data.close()
-    assert {s["position"] for s in states} == {stop}
+    assert {s["position"] for s in states} == {stop * count}  # global
     assert {s["epoch"] for s in states} == {1}
     for p, state in enumerate(states):
         resumed = Noise(shard=(p, count), num_batches=9, shuffle=True)
@@ -92,8 +92,13 @@ def test_resumed_shards_continue_the_global_order():
         np.testing.assert_array_equal(
             np.concatenate([heads[p], tail]), want[p][1]
         )
-    with pytest.raises(ValueError):
-        Noise(shard=(0, 3), num_batches=9, shuffle=True).set_state(states[0])
+    # Saved by 2 processes, resumed by 3: the rest of the global order.
+    tails = []
+    for p in range(3):
+        resumed = Noise(shard=(p, 3), num_batches=9, shuffle=True)
+        resumed.set_state(states[0])
+        tails.append(np.stack(list(resumed)))
+    assert [len(t) for t in tails] == [1, 1, 1]  # 9 - 2 * 3 = 3 left
 
 
 def test_sequence_accepts_auto_in_subclass_without_init():

@@ -130,9 +130,9 @@ def test_thread_pool_runs_a_plain_callable_and_prefetches_by_itself():
     def compute(epoch, index):
         return (epoch, index)
 
-    # Epoch 7's order, resumed at offset 1, prefetching at most 2 batches.
+    # Epoch 7's order, resumed at position 1, prefetching at most 2.
     order = np.array([4, 2, 0, 3, 1])
-    plan = _order.Plan("key", 7, order, 1, None, 2, served=())
+    plan = _order.Plan("key", 7, order[1:], 2, served=(), start=1)
     pool = _pools.ThreadPool(compute, 2, "Plain")
     try:
         assert plan.length == 4
