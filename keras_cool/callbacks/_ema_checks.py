@@ -12,12 +12,31 @@ refused at `on_train_begin`, with the arguments that make them agree.
 """
 
 import math
+import os
 import sys
 
 import keras
 import numpy as np
 
-__all__ = ["check_best_weights", "check_number", "running_callbacks"]
+from keras_cool.callbacks._checks import check_savable
+from keras_cool.callbacks._checks import check_writable
+from keras_cool.callbacks._ema_profiles import SWA_SIGMA_REL
+
+__all__ = [
+    "CONFIG",
+    "check_arguments",
+    "check_best_weights",
+    "check_number",
+    "check_paths",
+    "check_profile",
+    "check_sigma_rel",
+    "check_trainable",
+    "running_callbacks",
+]
+
+WARMUPS = (None, "tfa", "power")
+POLICIES = ("average", "copy", "ignore")
+FINAL_WEIGHTS = ("raw", "ema")
 
 
 def check_number(name, value, valid, test, integer=False):
@@ -130,3 +149,144 @@ def check_best_weights(ema, callbacks):
             f"than the ones its {callback.monitor!r} scored: {problem}. "
             f"{fix}"
         )
+
+
+def check_sigma_rel(sigma_rel):
+    """`sigma_rel` as a tuple of floats, or None."""
+    if sigma_rel is None:
+        return None
+    many = isinstance(sigma_rel, (list, tuple))
+    values = list(sigma_rel) if many else [sigma_rel]
+    if not values:
+        raise ValueError("sigma_rel must not be empty: pass None or widths.")
+    valid = f"in (0, {SWA_SIGMA_REL:.4f}] (e.g. 0.05; 1/sqrt(12): SWA)"
+    return tuple(
+        check_number(
+            f"sigma_rel[{i}]" if many else "sigma_rel",
+            value,
+            valid,
+            lambda s: 0 < s <= SWA_SIGMA_REL * (1 + 1e-12),
+        )
+        for i, value in enumerate(values)
+    )
+
+
+CONFIG = (
+    "decay",
+    "warmup",
+    "warmup_gamma",
+    "warmup_power",
+    "start_step",
+    "update_every",
+    "non_trainable",
+    "validate_on_ema",
+    "swap_on_epoch",
+    "final_weights",
+    "state_path",
+    "sigma_rel",
+    "snapshot_every",
+    "snapshot_dir",
+)
+
+
+# name -> (valid range, test, integer): the number arguments.
+NUMBERS = {
+    "decay": ("in [0, 1) (e.g. 0.999)", lambda d: 0 <= d < 1, False),
+    "warmup_gamma": ("> 0", lambda g: g > 0, False),
+    "warmup_power": ("> 0", lambda p: p > 0, False),
+    "start_step": (">= 0", lambda s: s >= 0, True),
+    "update_every": (">= 1", lambda n: n >= 1, True),
+    "snapshot_every": (">= 1", lambda n: n >= 1, True),
+}
+
+
+def check_arguments(arguments):
+    """The constructor's checks: `arguments` (a dict holding the names of
+    `CONFIG`) as the callback's attributes, numbers as numbers."""
+    a = {name: arguments[name] for name in CONFIG}
+    for name, (valid, test, integer) in NUMBERS.items():
+        if name != "snapshot_every" or a[name] is not None:
+            a[name] = check_number(name, a[name], valid, test, integer)
+    for name, choices in (
+        ("warmup", WARMUPS),
+        ("non_trainable", POLICIES),
+        ("final_weights", FINAL_WEIGHTS),
+    ):
+        if a[name] not in choices:
+            raise ValueError(
+                f"{name} must be one of {choices}, got {a[name]!r}."
+            )
+    if a["state_path"] is not None:
+        try:
+            str(a["state_path"]).format(epoch=1)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                "state_path may only use the field {epoch}, got "
+                f"{a['state_path']!r} ({error!r})."
+            ) from None
+    a["sigma_rel"] = check_sigma_rel(a["sigma_rel"])
+    if a["sigma_rel"] is not None and (
+        a["decay"] != 0.999 or a["warmup"] is not None
+    ):
+        raise ValueError(
+            "sigma_rel sets the decay of power-function profiles: pass "
+            f"either sigma_rel or decay/warmup, got sigma_rel="
+            f"{a['sigma_rel']}, decay={a['decay']}, warmup={a['warmup']!r}."
+        )
+    if (a["snapshot_every"] is None) != (a["snapshot_dir"] is None):
+        raise ValueError(
+            "snapshot_every and snapshot_dir go together: pass both "
+            "(e.g. snapshot_every=1000, snapshot_dir='ema_snapshots') or "
+            f"neither, got {a['snapshot_every']!r} and {a['snapshot_dir']!r}."
+        )
+    a["validate_on_ema"] = bool(a["validate_on_ema"])
+    a["swap_on_epoch"] = bool(a["swap_on_epoch"])
+    return a
+
+
+def check_profile(profile, count):
+    """`profile` if it is an index into `count` profiles, else a clear
+    `ValueError`."""
+    if isinstance(profile, bool) or profile not in range(count):
+        raise ValueError(
+            f"profile must be an index into the {count} profile(s) "
+            f"(0 to {count - 1}), got {profile!r}."
+        )
+    return profile
+
+
+def check_trainable(model, has_state):
+    """Raises unless `model` has trainable weights to average
+    (`has_state`: the EMA tracks some of its variables)."""
+    if not has_state:
+        if model.weights:
+            raise ValueError(
+                "ExponentialMovingAverage: the model has no trainable "
+                "weights to average (it is frozen, model.trainable is "
+                "False, and non_trainable='ignore'). Unfreeze the "
+                "weights to train, or drop the callback."
+            )
+        raise ValueError(
+            "ExponentialMovingAverage: the model has no weights at "
+            "all, so there is nothing to average. Drop the callback, "
+            "or build the model before fit if its layers create "
+            "weights."
+        )
+    if not model.trainable_variables:
+        raise ValueError(
+            "ExponentialMovingAverage: the model has no trainable "
+            "weights (it is frozen: model.trainable is False or every "
+            "layer is), so training does not change what it would "
+            "average. Unfreeze the weights, or drop the callback."
+        )
+
+
+def check_paths(state_path, snapshot_dir, model):
+    """At `on_train_begin`: the state and snapshot files can be written."""
+    paths = {"state_path": state_path and str(state_path).format(epoch=1)}
+    if snapshot_dir is not None:
+        paths["snapshot_dir"] = os.path.join(os.fspath(snapshot_dir), "x.npz")
+    for name, path in paths.items():
+        if path:
+            check_writable(name, path)
+            check_savable(name, path, model.weights)

@@ -37,12 +37,6 @@ def graph_function(schedule):
     return lambda step: schedule(ops.cast(step, "float32"))
 
 
-def optimizer_variables(model):
-    """The optimizer variables in the order of the JAX trainer state."""
-    optimizer = getattr(model, "optimizer", None)
-    return list(optimizer.variables) if optimizer is not None else []
-
-
 class StepSchedule:
     """Assigns `function(step, current)` to `variable` after each step.
 
@@ -65,16 +59,7 @@ class StepSchedule:
         variable can be assigned in place)."""
         if getattr(model, "optimizer", None) is None:
             return False
-        if keras.backend.backend() != "jax":
-            return True
-        if keras.distribution.distribution() is not None:
-            return False  # the train-step hook does not support it there
-        groups = (
-            model.trainable_variables,
-            model.non_trainable_variables,
-            optimizer_variables(model),
-        )
-        return any(v is variable for group in groups for v in group)
+        return _train_step_hook.can_write(model, variable)
 
     def current(self, model, variable):
         """Whether this member still fits `model` (not compiled again with

@@ -47,10 +47,40 @@ import keras
 
 from keras_cool._backend import once_per_step
 
-__all__ = ["attach", "deactivate", "detach"]
+__all__ = [
+    "attach",
+    "can_write",
+    "deactivate",
+    "detach",
+    "trainer_variables",
+]
 
 # Model attribute holding the model's hook (a `_Chain`).
 CHAIN_ATTR = "_keras_cool_train_step_hook"
+
+
+def trainer_variables(model):
+    """The three variable groups of the JAX trainer state, in its order:
+    `(trainable, non_trainable, optimizer)` variables (the fourth group,
+    the metrics variables, also carries the members' states)."""
+    optimizer = getattr(model, "optimizer", None)
+    return (
+        list(model.trainable_variables),
+        list(model.non_trainable_variables),
+        list(optimizer.variables) if optimizer is not None else [],
+    )
+
+
+def can_write(model, variable):
+    """Whether a member may read and set `variable` in the train step
+    (`hook_variables`, `hook_writes`): on JAX, where the trainer state
+    holds it and no `keras.distribution` is set; anywhere elsewhere."""
+    if keras.backend.backend() != "jax":
+        return True
+    if keras.distribution.distribution() is not None:
+        return False  # the hook's writes do not support it there
+    groups = trainer_variables(model)
+    return any(v is variable for group in groups for v in group)
 
 
 def attach(model, member):
@@ -111,13 +141,7 @@ def _jax_step(model, inner, members):
     """JAX: `inner`, then each member's `advance`; the members' states are
     the last entries of the metrics-variables list (see `_jax_function`)."""
     index = {}
-    optimizer = getattr(model, "optimizer", None)
-    groups = (
-        model.trainable_variables,
-        model.non_trainable_variables,
-        optimizer.variables if optimizer is not None else [],
-    )
-    for g, group in enumerate(groups):
+    for g, group in enumerate(trainer_variables(model)):
         for i, v in enumerate(group):
             index[id(v)] = (g, i)
     positions = [

@@ -86,7 +86,8 @@ def test_error_during_validation_on_ema_first_fit(error):
             pass
 
         def on_test_begin(self, logs=None):
-            saved["raw"] = ema._backup and [np.array(v) for v in ema._backup]
+            backup = ema._swap.backup
+            saved["raw"] = backup and [np.array(v) for v in backup]
 
     with pytest.raises(error):
         model.fit(
@@ -184,7 +185,7 @@ def test_swap_on_epoch_then_a_later_callback_raises_first_fit(error):
 
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            seen["backup"] = [np.array(v) for v in ema._backup]
+            seen["backup"] = [np.array(v) for v in ema._swap.backup]
 
     with pytest.raises(error):
         model.fit(
@@ -208,7 +209,7 @@ def test_swap_on_epoch_then_a_later_callback_raises_second_fit():
 
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            seen["backup"] = [np.array(v) for v in ema._backup]
+            seen["backup"] = [np.array(v) for v in ema._swap.backup]
 
     with pytest.raises(Boom):
         model.fit(

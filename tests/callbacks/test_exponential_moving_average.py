@@ -229,7 +229,7 @@ def test_small_shadows_travel_as_one_array_on_jax():
     ema = ExponentialMovingAverage(decay=0.9)
     record = RecordWeights()
     model.fit(X, Y, batch_size=8, epochs=1, verbose=0, callbacks=[record, ema])
-    state = ema.hook_state()
+    state = ema._update.hook_state()
     assert len(ema.tracked_variables()) == 8
     assert len(state) == 3  # step, the packed seven, the large kernel
     assert tuple(state[2].shape) == (4, 16384)
