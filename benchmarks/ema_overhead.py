@@ -10,9 +10,11 @@ process, on the current backend:
 
 - none: no EMA;
 - ema: `keras_cool.callbacks.ExponentialMovingAverage(decay=0.999)`;
+- two_profiles: `ExponentialMovingAverage(sigma_rel=(0.05, 0.1))`, two
+  power-function profiles in one update;
 - keras_use_ema: `keras.optimizers.Adam(use_ema=True, ema_momentum=0.999)`.
 
-"none" and "ema" share one model (fit after fit on the same instance);
+"none", "ema" and "two_profiles" share one model (fit after fit);
 `use_ema` builds a fresh one (same seed) per run. Each run is one `fit` of
 1 + `--timed-epochs` short epochs; the first epoch (compilation) is not
 timed, each later epoch gives one per-step sample, from its first batch to
@@ -25,22 +27,29 @@ interval that contains 1: the two are not told apart).
 
 Then the fixed cost per step alone ("update alone"): compiled optimizer
 steps with fixed gradients, no forward or backward pass and no data, as
-`fit` compiles them: Adam; Adam then the callback's update; and
-`Adam(use_ema=True)`, interleaved, `--update-repeats` samples of
-`--update-steps` steps (200 samples: 30 did not resolve the small models'
-10-40 us differences on a noisy 2-core VM). The EMA's cost per step is
+`fit` compiles them: Adam; Adam then the callback's update (one EMA, and
+two profiles); and `Adam(use_ema=True)`, interleaved,
+`--update-repeats` samples of `--update-steps` steps (200 samples: 30
+did not resolve the small models' 10-40 us differences on a noisy 2-core
+VM). The EMA's cost per step is
 each variant's time minus Adam's, and
 (adam+ema)/keras_use_ema <= 1 means the callback costs at most what
 `use_ema` costs. On TensorFlow a fourth variant, "one_pass", times the
 floor of an EMA update that runs as its own pass without XLA: one pass
 that reads each weight and shadow and writes the shadow (the callback's
-kernel makes two). The last lines are one
+kernel makes two). The update
+alone gives the two profiles' cost over one EMA's, paired: the median over
+samples of (two_profiles_i - adam_i) / (ema_i - adam_i) (at most 2: a
+second profile costs no more than a second EMA). The last lines are one
+`two_profiles: ratio=R (...)` per case with that ratio, then one
 `ema_overhead: ratio=R (ema=... s, none=... s, ...)` per case (the large
 convnet's last): the times are median seconds per step, and R is the
 median over samples of ema_i / none_i, where sample i of each variant
 comes from the same repeat and epoch number (taken seconds apart).
+`--clock cpu` times with this process's CPU time (all threads) instead of
+the wall clock: steadier on a machine shared with other jobs.
 
-    python benchmarks/ema_overhead.py [--quick] [--cases mlp_large]
+    python benchmarks/ema_overhead.py [--quick] [--cases mlp] [--clock cpu]
 """
 
 import argparse
@@ -59,6 +68,12 @@ from _timing import print_times
 from _timing import ratio_line
 
 from keras_cool import ExponentialMovingAverage
+from keras_cool.callbacks._ema_profiles import Plan
+from keras_cool.callbacks._ema_profiles import profiles_of
+from keras_cool.callbacks._ema_update import build_update
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+TWO_PROFILES = (0.05, 0.1)
 
 
 class Case(typing.NamedTuple):
@@ -77,17 +92,18 @@ class EpochTimer(keras.callbacks.Callback):
     which made the per-step times bimodal. A batch-begin hook keeps async
     dispatch on JAX (only batch-end hooks turn it off)."""
 
-    def __init__(self):
+    def __init__(self, clock=time.perf_counter):
         super().__init__()
         self.times = []
+        self.clock = clock
 
     def on_train_batch_begin(self, batch, logs=None):
         if batch == 0:
-            self.start = time.perf_counter()
+            self.start = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
         float(logs["loss"])  # the epoch's work is done
-        self.times.append(time.perf_counter() - self.start)
+        self.times.append(self.clock() - self.start)
 
 
 def conv(filters):
@@ -134,6 +150,7 @@ def make_model(layers, use_ema, args):
 # The update-alone variants beside Adam, and how their costs are printed.
 COST_LABELS = {
     "adam+ema": "callback",
+    "adam+two_profiles": "two_profiles",
     "keras_use_ema": "keras_use_ema",
     "adam+one_pass": "one_pass",  # TensorFlow only
 }
@@ -156,6 +173,16 @@ def one_pass(variables):
 
     # `compiled_step` calls `update_in_place()`, as it calls the callback's.
     return types.SimpleNamespace(update_in_place=update_in_place)
+
+
+def ema_member(model, sigma_rel=None):
+    """The EMA's train-step member (`_ema_update.EmaUpdate`), built as the
+    callback builds it at `on_train_begin`: decay 0.999, or the power
+    profiles `sigma_rel`, all in one update."""
+    plan = Plan(profiles_of(0.999, sigma_rel))
+    member = build_update(model, "average", plan)
+    member.prepare()
+    return member
 
 
 def compiled_step(model, optimizer, ema, grads):
@@ -211,10 +238,10 @@ def time_updates(title, case, args):
         "adam": make_model(layers, False, args),
         "keras_use_ema": make_model(layers, True, args),
     }
-    ema = ExponentialMovingAverage(decay=0.999)
-    ema.set_model(models["adam"])
-    ema.on_train_begin()  # the shadows, as `fit` makes them
-    updates = {"adam+ema": ema}  # each after Adam, on the "adam" model
+    updates = {  # each after Adam, on the "adam" model
+        "adam+ema": ema_member(models["adam"]),
+        "adam+two_profiles": ema_member(models["adam"], TWO_PROFILES),
+    }
     if keras.backend.backend() == "tensorflow":
         updates["adam+one_pass"] = one_pass(models["adam"].trainable_variables)
     models.update(dict.fromkeys(updates, models["adam"]))
@@ -239,8 +266,13 @@ def time_updates(title, case, args):
 
         steps_of()  # compile
         runners[name] = steps_of
-    times = interleaved(runners, args.update_repeats, rotate=True, per=steps)
-    ema.on_train_end()
+    times = interleaved(
+        runners,
+        args.update_repeats,
+        rotate=True,
+        per=steps,
+        clock=CLOCKS[args.clock],
+    )
     print(f"  {title} update alone ({steps} steps per sample):")
     print_times(times, scale=1e6, unit="us/step")
     median, best = medians(times), minimums(times)
@@ -263,7 +295,16 @@ def time_updates(title, case, args):
         f"  {title} update alone, paired, 95 % interval: "
         f"(adam+ema)/keras_use_ema={r:.3f} [{low:.3f}, {high:.3f}]"
     )
-    return costs_of(median)
+    adam = np.array(times["adam"])
+    two = np.array(times["adam+two_profiles"]) - adam
+    one = np.array(times["adam+ema"]) - adam
+    two_over_one = paired_ratio(two, one)
+    print(
+        f"  {title} update alone, paired, 95 % interval: two profiles' "
+        f"cost / one EMA's = {two_over_one[0]:.3f} "
+        f"[{two_over_one[1]:.3f}, {two_over_one[2]:.3f}]"
+    )
+    return costs_of(median), two_over_one
 
 
 def main():
@@ -303,6 +344,13 @@ def main():
     parser.add_argument("--depth", type=int, default=3, help="hidden layers")
     parser.add_argument("--inputs", type=int, default=784)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: time.perf_counter; cpu: time.process_time (this "
+        "process's CPU time, all threads; steadier on a shared machine)",
+    )
     parser.add_argument(
         "--jit-compile",
         action="store_true",
@@ -353,18 +401,24 @@ def main():
         f"batch={args.batch_size or '256/256/256/32'} "
         f"steps/epoch={args.steps or '200/100/20/5'} "
         f"repeats={args.repeats or '5/5/15/15'}x{args.timed_epochs} epochs "
-        f"jit_compile={args.jit_compile} "
+        f"jit_compile={args.jit_compile} clock={args.clock} "
         f"load={os.getloadavg()[0]:.2f}"
     )
     unknown = set(args.cases.split(",")) - set(cases)
     if unknown:
         parser.error(f"--cases: unknown {sorted(unknown)}; use {list(cases)}")
-    lines = []
+    lines, two_lines = [], []
     for name in args.cases.split(","):
         case = cases[name]
         line, step = run_case(name, case, args)
         lines.append(line)
-        cost = time_updates(name, case, args)
+        cost, (r, low, high) = time_updates(name, case, args)
+        two_lines.append(
+            f"two_profiles: ratio={r:.3f} (two profiles' update cost over "
+            f"one EMA's, paired, 95 % interval [{low:.3f}, {high:.3f}], "
+            f"two={1e6 * cost['adam+two_profiles']:.1f} us, "
+            f"one={1e6 * cost['adam+ema']:.1f} us, case={name})"
+        )
         # The update alone resolves a cost that `fit`'s sample spread hides.
         shares = ", ".join(
             f"{COST_LABELS[k]} {100 * cost[k] / step:.2f} %" for k in cost
@@ -374,7 +428,7 @@ def main():
             f"fit step (none, median {1e3 * step:.3g} ms): {shares}"
         )
     print(f"load={os.getloadavg()[0]:.2f} at the end")
-    print("\n".join(lines))
+    print("\n".join(two_lines + lines))
 
 
 def run_case(title, case, args):
@@ -396,10 +450,14 @@ def run_case(title, case, args):
     def variant(name):
         if name == "keras_use_ema":
             return make_model(layers, True, args), None
-        ema = ExponentialMovingAverage(decay=0.999) if name == "ema" else None
+        ema = None
+        if name == "ema":
+            ema = ExponentialMovingAverage(decay=0.999)
+        elif name == "two_profiles":
+            ema = ExponentialMovingAverage(sigma_rel=TWO_PROFILES)
         return shared, ema
 
-    names = ["none", "ema", "keras_use_ema"]
+    names = ["none", "ema", "two_profiles", "keras_use_ema"]
     params = shared.count_params()
     print(
         f"case={title} params={params} steps/epoch={steps} batch={batch} "
@@ -411,7 +469,7 @@ def run_case(title, case, args):
             # A fresh `use_ema` model per run also sidesteps a Keras 3.15.1
             # bug (see the README's Performance section).
             model, ema = variant(name)
-            timer = EpochTimer()
+            timer = EpochTimer(CLOCKS[args.clock])
             callbacks = [timer] if ema is None else [ema, timer]
             model.fit(
                 x,
@@ -432,7 +490,7 @@ def run_case(title, case, args):
         rotate=True,
         per=steps,
         self_timed=True,
-    )
+    )  # `EpochTimer` times each epoch on `--clock`
     print_times(per_step, scale=1e3, unit="ms/step")
     median, best = medians(per_step), minimums(per_step)
     samples = {k: np.array(v) for k, v in per_step.items()}
@@ -441,6 +499,7 @@ def run_case(title, case, args):
     # of the machine's slow drift. Each pair: (median ratio, low, high).
     pairs = [
         ("ema", "none"),
+        ("two_profiles", "none"),
         ("keras_use_ema", "none"),
         ("ema", "keras_use_ema"),
     ]
