@@ -18,8 +18,8 @@ chosen from the HuggingFace `config.json`'s `model_type`:
   `num_hidden_layers` times.
 - `heads`: the pre-training heads its checkpoints carry (`"mlm"`,
   `"nsp"`, `"discriminator"`); `mlm_act`: the MLM head's activation
-  where it is not `hidden_act` (RoBERTa's `lm_head` always uses the erf
-  GELU).
+  where it is not `hidden_act` (RoBERTa's `lm_head` and ELECTRA's
+  generator always use the erf GELU).
 
 Checkpoint tensor names are converted to Google's BERT names by
 `hf_to_google`, for every family, from the names alone.
@@ -51,7 +51,10 @@ FAMILIES = {
     "xlm-roberta": _ROBERTA,
     "camembert": _ROBERTA,
     "distilbert": dict(_BERT, token_types=False, pooler="none", heads=("mlm",)),
-    "electra": dict(_BERT, pooler="none", heads=("discriminator",)),
+    # The discriminator's head, or a generator's MLM head (erf GELU).
+    "electra": dict(
+        _BERT, pooler="none", heads=("mlm", "discriminator"), mlm_act="gelu"
+    ),
     "albert": dict(_BERT, project="always", shared_layers=True),
 }
 # DistilBERT's config.json keys -> BERT's.
@@ -99,9 +102,6 @@ def family_config(config):
 
 # ------------------------------------------------------------ HF names
 _PREFIXES = ("bert.", "roberta.", "electra.", "distilbert.", "albert.")
-# Heads with no place in build_bert (ELECTRA's generator): kept apart
-# under "cls/", so they are listed as skipped.
-_FAMILY_HEADS = ("generator_predictions.", "generator_lm_head.")
 _MLM = "cls/predictions/transform/"
 _PARTS = {
     "embeddings.word_embeddings": "bert/embeddings/word_embeddings",
@@ -121,6 +121,8 @@ _PARTS = {
     "vocab_layer_norm": _MLM + "LayerNorm",
     "predictions.dense": _MLM + "dense",  # ALBERT
     "predictions.LayerNorm": _MLM + "LayerNorm",
+    "generator_predictions.dense": _MLM + "dense",  # ELECTRA's generator
+    "generator_predictions.LayerNorm": _MLM + "LayerNorm",
     # ELECTRA's discriminator (replaced-token detection).
     "discriminator_predictions.dense": "cls/discriminator_predictions/dense",
     "discriminator_predictions.dense_prediction": (
@@ -135,6 +137,7 @@ _OUTPUT_BIAS = (
     "vocab_projector.bias",
     "predictions.bias",
     "predictions.decoder.bias",
+    "generator_lm_head.bias",
 )
 # ALBERT's one shared block (num_hidden_groups = inner_group_num = 1).
 _ALBERT_LAYER = re.compile(
@@ -168,6 +171,7 @@ _SKIPPED = (
     "lm_head.decoder.weight",
     "vocab_projector.weight",
     "predictions.decoder.weight",
+    "generator_lm_head.weight",
     "embeddings.position_ids",
     "embeddings.token_type_ids",
 )
@@ -178,8 +182,6 @@ def hf_to_google(name):
 
     Unknown names come back as `"<hf>" + name` (reported as unused).
     """
-    if name.startswith(_FAMILY_HEADS):
-        return "cls/" + name, False
     base_name = name
     for prefix in _PREFIXES:
         if name.startswith(prefix):

@@ -179,9 +179,11 @@ def build_bert(
     their safetensors, with the pre-training heads the checkpoint carries:
     `mlm=True` for BERT, RoBERTa / XLM-R (`lm_head`, erf GELU), DistilBERT
     (`vocab_transform`, `vocab_layer_norm`, `vocab_projector`) and ALBERT
-    (`predictions`, transform to `embedding_size`); `nsp=True` for BERT
-    and ALBERT (its sentence-order head, `sop_classifier`);
-    `discriminator=True` for ELECTRA. Other combinations raise.
+    (`predictions`, transform to `embedding_size`) and an ELECTRA
+    generator (`generator_predictions`, `generator_lm_head`, erf GELU);
+    `nsp=True` for BERT and ALBERT (its sentence-order head,
+    `sop_classifier`); `discriminator=True` for an ELECTRA discriminator.
+    Other combinations raise.
 
     Outputs: a dict with `"sequence_output"` `(batch, length, hidden)`,
     `"pooled_output"` `(batch, hidden)` (tanh dense on the first token;
@@ -210,7 +212,7 @@ def build_bert(
             HuggingFace folder or `model.safetensors`), loaded strictly.
             Defaults to `None`.
         mlm: add the masked-language-model head (BERT, RoBERTa / XLM-R,
-            DistilBERT, ALBERT). Defaults to `False`.
+            DistilBERT, ALBERT, ELECTRA's generator). Defaults to `False`.
         nsp: add the next-sentence-prediction head (BERT; ALBERT's
             sentence-order head). Needs the pooler. Defaults to `False`.
         hidden_act: overrides the config's `hidden_act`. Names follow

@@ -124,9 +124,10 @@ def read_bert_weights(path):
       `vocab_projector`, `predictions.*`) map to `cls/predictions/*`,
       ALBERT's `sop_classifier` to `cls/seq_relationship/*`, ELECTRA's
       `discriminator_predictions.*` to
-      `cls/discriminator_predictions/{dense,dense_prediction}/*`; an
-      ELECTRA generator's heads keep their HF name under `cls/`. Tensors
-      with no BERT meaning keep their name, prefixed `<hf>`.
+      `cls/discriminator_predictions/{dense,dense_prediction}/*`, an
+      ELECTRA generator's `generator_predictions` / `generator_lm_head`
+      to `cls/predictions/*`. Tensors with no BERT meaning keep their
+      name, prefixed `<hf>`.
 
     Args:
         path: see above.

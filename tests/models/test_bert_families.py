@@ -19,13 +19,21 @@ from keras_cool.models import load_bert_config
 from keras_cool.models import load_bert_weights
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-FAMILIES = ["roberta", "xlm_roberta", "distilbert", "electra", "albert"]
+FAMILIES = [
+    "roberta",
+    "xlm_roberta",
+    "distilbert",
+    "electra",
+    "electra_generator",
+    "albert",
+]
 # The input names each family's model takes (without padding_mask).
 INPUTS = {
     "roberta": ["token_ids", "segment_ids"],
     "xlm_roberta": ["token_ids", "segment_ids"],
     "distilbert": ["token_ids"],
     "electra": ["token_ids", "segment_ids"],
+    "electra_generator": ["token_ids", "segment_ids"],
     "albert": ["token_ids", "segment_ids"],
 }
 # The pre-training heads each fixture's checkpoint carries, compared with
@@ -35,6 +43,7 @@ HEADS = {
     "xlm_roberta": {},
     "distilbert": {"mlm": True},
     "electra": {"discriminator": True},
+    "electra_generator": {"mlm": True},
     "albert": {"mlm": True, "nsp": True},
 }
 HEAD_OUTPUTS = {
@@ -176,8 +185,8 @@ def test_family_heads_are_skipped_and_refused():
     ]
     with pytest.raises(ValueError, match="nsp=True.*'roberta'.*mlm=True"):
         build_bert(FIXTURES / "roberta", nsp=True)
-    with pytest.raises(ValueError, match="mlm=True.*'electra'"):
-        build_bert(FIXTURES / "electra", mlm=True)
+    with pytest.raises(ValueError, match="nsp=True.*'distilbert'"):
+        build_bert(FIXTURES / "distilbert", nsp=True)
     with pytest.raises(ValueError, match="discriminator=True.*'bert'"):
         build_bert(FIXTURES / "tiny_bert", discriminator=True)
     with pytest.raises(ValueError, match="nsp=True reads the pooled"):
@@ -185,12 +194,18 @@ def test_family_heads_are_skipped_and_refused():
 
 
 def test_mlm_heads_follow_each_family():
-    """RoBERTa's lm_head uses the erf GELU whatever hidden_act says;
+    """RoBERTa's lm_head (and ELECTRA's generator) use the erf GELU
+    whatever hidden_act says;
     ALBERT's transform maps to the (narrower) embedding size, tied to the
     word embedding; a head loaded from the checkpoint is a real one (a
     random head is far off)."""
     roberta = build_bert(FIXTURES / "roberta", hidden_act="gelu_new", mlm=True)
     assert roberta.get_layer("mlm_transform").activation.__name__ == "gelu"
+    generator = build_bert(
+        FIXTURES / "electra_generator", hidden_act="gelu_new", mlm=True
+    )
+    assert generator.get_layer("mlm_transform").activation.__name__ == "gelu"
+    assert generator.get_layer("mlm_transform").units == 16
     albert = build_bert(FIXTURES / "albert", mlm=True)
     assert albert.get_layer("mlm_transform").units == 16  # embedding_size
     assert albert.get_layer("layer_0_intermediate").units == 64
