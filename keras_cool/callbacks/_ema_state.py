@@ -125,12 +125,13 @@ def read_state(path):
 class SnapshotClock:
     """When a snapshot is due, every `every` steps, read without a sync:
     at a batch's begin, Keras's `batch` is the steps its epoch has run;
-    at an epoch's end, the caller gives the step."""
+    at an epoch's end, the caller gives the step. At the end of `fit` one
+    more is written unless the last one is at that step (`last`)."""
 
     def __init__(self, every, step):
         self.every = every
         self.epoch_step = step
-        self.written(step)
+        self.written(step)  # `last`: the step of the last one written
 
     def due(self, batch, step=None):
         if step is not None:  # an epoch's end: the next one starts there
@@ -138,6 +139,7 @@ class SnapshotClock:
         return self.epoch_step + (batch or 0) >= self.next
 
     def written(self, step):
+        self.last = step
         self.next = (step // self.every + 1) * self.every
 
 

@@ -117,8 +117,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
             Defaults to `None`.
         snapshot_every: optional int >= 1: save the state (every profile)
             to `snapshot_dir/ema-<step>.npz`, atomically, at the first
-            batch after every multiple of this many steps. Defaults to
-            `None`.
+            batch after every multiple of this many steps, and at the end
+            of `fit`. Defaults to `None`.
         snapshot_dir: the folder of the snapshots (with `snapshot_every`;
             it may hold earlier snapshots of the same run, when resuming).
             Defaults to `None`.
@@ -416,6 +416,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         if self._installed is not None:
             _train_step_hook.deactivate(self._installed, self._update)
         self._update.sync()
+        if self._clock is not None and self._clock.last != self.step:
+            self._snapshot()  # the end of training, for `synthesize`
         if self._auto_swapped:
             self.reset_old_weights()
         if self.final_weights == "ema" and not self.applied:
