@@ -243,3 +243,30 @@ def test_config_with_profiles_and_snapshots():
     ema = ExponentialMovingAverage(**kwargs)
     run_serialization_test(ema, kwargs)
     assert ExponentialMovingAverage(sigma_rel=0.1).sigma_rel == (0.1,)
+
+
+def test_snapshots_at_multiples_of_n_and_at_the_end(tmp_path):
+    model, record = model_and_record()
+    folder = tmp_path / "snapshots"
+    ema = ExponentialMovingAverage(
+        sigma_rel=(0.05, 0.1), snapshot_every=5, snapshot_dir=str(folder)
+    )
+    model.fit(
+        X, Y, batch_size=4, epochs=2, shuffle=False, verbose=0,
+        callbacks=[record, ema],
+    )  # fmt: skip
+    steps = [int(name[4:-4]) for name in sorted(os.listdir(folder))]
+    assert steps == [5, 10, 15, 16]  # 16 steps: the end of fit too
+    assert ema.latest_snapshot() == str(folder / "ema-0000000016.npz")
+    gamma = gamma_of(0.1)
+    with np.load(folder / "ema-0000000010.npz") as snapshot:
+        assert int(snapshot["step"]) == 10
+        np.testing.assert_allclose(snapshot["gammas"], [gamma_of(0.05), gamma])
+        expected = power_recurrence(record.steps[:11], gamma)
+        for i, e in enumerate(expected):
+            got = snapshot[f"shadow_1_{i}"]
+            np.testing.assert_allclose(got, e, rtol=1e-6, atol=1e-6)
+    # The last snapshot is the EMA state at the end.
+    with np.load(folder / "ema-0000000016.npz") as snapshot:
+        for i, shadow in enumerate(ema.ema_weights(1)):
+            np.testing.assert_array_equal(snapshot[f"shadow_1_{i}"], shadow)
