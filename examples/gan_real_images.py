@@ -24,7 +24,8 @@ AdversarialObjective`, non-saturating loss, Adam(2e-4, β1 = 0.5), batch
 64): a DCGAN generator (dense to 7x7, two stride-2 transposed
 convolutions, batch normalization) and discriminator (two stride-2
 convolutions, LeakyReLU). The regularized arm wraps the generator in
-`keras_cool.layers.SnapshotPenalty(λ = --penalty)`. The same seed gives
+`keras_cool.layers.SnapshotPenalty(λ = --penalty, refresh_every =
+--refresh-every)`, as `examples/vgan.py` does. The same seed gives
 both arms the same initial weights and the same batches.
 
 The scores come from a small CNN classifier trained on the Fashion-MNIST
@@ -140,9 +141,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--refresh-every",
         type=int,
-        default=1,
-        help="steps between refreshes of the snapshot G° (1: the previous "
-        "step)",
+        default=5,
+        help="k: steps between refreshes of the snapshot G° (1: the "
+        "previous step; 5 as in vgan.py)",
     )
     parser.add_argument(
         "--eval-samples",
@@ -342,7 +343,8 @@ class Scorer:
 # One model, one loss: `AdversarialObjective` routes the discriminator's
 # loss to D and the generator's to G. In the regularized arm the generator
 # is wrapped in `SnapshotPenalty`, which returns `G(z)` and adds
-# `λ·mean((G(z) - G°(z))²)` with `G°` the generator of the previous step.
+# `λ·mean((G(z) - G°(z))²)` with `G°` a snapshot of the generator taken
+# every `--refresh-every` steps.
 # Images are in [-1, 1] (tanh output).
 
 
