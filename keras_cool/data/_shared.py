@@ -32,7 +32,7 @@ import numpy as np
 # Arrays of at least this many bytes go through shared memory; None: none.
 # The environment variable KERAS_COOL_SHM_MIN_BYTES overrides it when a
 # pool starts (a number of bytes, or "off").
-MIN_BYTES = 1 << 20
+MIN_BYTES = 256 << 10
 ENV = "KERAS_COOL_SHM_MIN_BYTES"
 SHM_DIR = "/dev/shm"
 _ALIGN = 64

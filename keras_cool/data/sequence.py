@@ -53,7 +53,7 @@ class Sequence(keras.utils.PyDataset):
             then sent to each worker by value with cloudpickle (lambdas
             and classes of `__main__` included); open files and other
             per-process handles in `open_resources()`. NumPy arrays of
-            1 MiB or more come back in shared memory, as views of a
+            256 KiB or more come back in shared memory, as views of a
             reusable block (`KERAS_COOL_SHM_MIN_BYTES` changes the size,
             `off` keeps the pipe). Defaults to `False`.
         max_queue_size: Maximum number of batches prefetched ahead.

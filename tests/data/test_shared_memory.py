@@ -174,3 +174,49 @@ def test_no_block_left_after_ctrl_c(tmp_path, repo_root):
     assert not left
     pid = out.split("PID")[1].split()[0]
     assert not blocks_of(pid)  # nor after the process exited
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    "method",
+    [
+        m
+        for m in ("forkserver", "spawn")
+        if m in multiprocessing.get_all_start_methods()
+    ],
+)
+def test_every_start_method_moves_batches_in_shared_memory(
+    method, small_threshold
+):
+    want = list(Large(seed=5))
+    data = Large(
+        seed=5, workers=1, use_multiprocessing=True, start_method=method
+    )
+    got = list(data)
+    assert all(isinstance(x.base, _shared._View) for x, _ in got)
+    for (x, y), (wx, wy) in zip(got, want):
+        np.testing.assert_array_equal(x, wx)
+        np.testing.assert_array_equal(y, wy)
+    data.close()
+    assert not wait_for_no_blocks(os.getpid())
+
+
+def test_threshold_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(_shared.ENV, "off")
+    assert _shared.threshold() is None
+    monkeypatch.setenv(_shared.ENV, "4096")
+    assert _shared.threshold() == 4096
+    monkeypatch.setenv(_shared.ENV, "big")
+    with pytest.raises(ValueError, match="KERAS_COOL_SHM_MIN_BYTES.*off"):
+        _shared.threshold()
+
+
+@pytest.mark.timeout(120)
+def test_pipe_only_when_shared_memory_is_off(monkeypatch, small_threshold):
+    monkeypatch.setenv(_shared.ENV, "off")
+    data = Large(seed=1, **processes())
+    got = list(data)
+    data.close()
+    assert not any(isinstance(x.base, _shared._View) for x, _ in got)
+    for (x, _), (wx, _) in zip(got, list(Large(seed=1))):
+        np.testing.assert_array_equal(x, wx)
