@@ -84,9 +84,9 @@ CLASS_NAMES = (
 # ## Settings
 #
 # `--help` lists every option with its default. `--quick` is the smoke run
-# the tests use (256 images, two epochs, a tiny network), written to
-# `outputs/gan_real_images/quick/`; it reads the tiny IDX fixture in the
-# tests' folder when Fashion-MNIST is not installed.
+# the tests use (256 images, batches of 16, two epochs, a tiny network),
+# written to `outputs/gan_real_images/quick/`; it reads the tiny IDX
+# fixture in the tests' folder when Fashion-MNIST is not installed.
 
 
 def parse_args(argv=None):
@@ -172,7 +172,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.eval_every = 1, 2, 1
-        args.train_images, args.eval_samples = 256, 256
+        args.train_images, args.eval_samples, args.batch_size = 256, 256, 16
         args.classifier_epochs, args.width, args.latent_dim = 1, 8, 16
     args = quick_output_dir(args)
     if args.classifier is None:
