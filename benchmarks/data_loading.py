@@ -17,7 +17,9 @@ The loaders:
   kept across epochs ("persistent"), default start method;
 - `keras.utils.PyDataset(workers=2, use_multiprocessing=True)`;
 - `grain.DataLoader(worker_count=2)` over a data source of whole batches,
-  given to `fit` as Keras accepts it (when grain is installed);
+  given to `fit` as Keras accepts it (when grain is installed; on
+  TensorFlow an `IterDataset` with `mp_prefetch(num_workers=2)`, since
+  Keras 3.15 cannot run a `DataLoader`'s workers there);
 - torch `DataLoader(num_workers=2)` (when torch is installed);
 - `tf.data` with `map(numpy_function, num_parallel_calls=2)` (when
   TensorFlow is installed).
@@ -42,7 +44,8 @@ pipe (`KERAS_COOL_SHM_MIN_BYTES=off`) and through shared memory, with the
 process CPU-time clock: the data behind the shared-memory threshold.
 
     python benchmarks/data_loading.py [--quick] [--cases small,image_uint8]
-        [--batches N] [--image-batches N] [--repeats R] [--transfer]
+        [--batches N] [--image-batches N] [--repeats R] [--skip grain]
+        [--transfer]
 """
 
 import argparse
@@ -176,6 +179,15 @@ def grain_loader(case, count, seed):
 
     if not flags.FLAGS.is_parsed():  # grain reads absl flags (defaults)
         flags.FLAGS.mark_as_parsed()
+    source = GrainBatches(case, count, seed)
+    if keras.backend.backend() == "tensorflow":
+        # Keras 3.15 rebuilds a DataLoader with a map that holds its lazy
+        # `tf` module, which fails to unpickle in grain's workers
+        # (RecursionError); an IterDataset with worker processes is mapped
+        # in this process instead.
+        dataset = grain.MapDataset.source(source).to_iter_dataset()
+        options = grain.MultiprocessingOptions(num_workers=WORKERS)
+        return dataset.mp_prefetch(options)
 
     sampler = grain.samplers.IndexSampler(
         num_records=count,
@@ -185,7 +197,7 @@ def grain_loader(case, count, seed):
         seed=seed,
     )
     return grain.DataLoader(
-        data_source=GrainBatches(case, count, seed),
+        data_source=source,
         sampler=sampler,
         worker_count=WORKERS,
     )
@@ -262,7 +274,7 @@ def tiny_model(case, seed):
     return model
 
 
-def run_case(case, count, epochs, repeats, seed):
+def run_case(case, count, epochs, repeats, seed, skip=()):
     """Times every loader on `case`; returns (median ratio, its line)."""
     start = time.perf_counter()
     for i in range(3):
@@ -287,12 +299,14 @@ def run_case(case, count, epochs, repeats, seed):
     loaders["pydataset"] = KerasBatches(
         case, count, seed, workers=WORKERS, use_multiprocessing=True
     )
-    if importlib.util.find_spec("grain") is not None:
-        loaders["grain"] = grain_loader(case, count, seed)
-    if importlib.util.find_spec("torch") is not None:
-        loaders["torch_dataloader"] = torch_loader(case, count, seed)
-    if importlib.util.find_spec("tensorflow") is not None:
-        loaders["tf_data"] = tf_dataset(case, count, seed)
+    makers = {
+        "grain": ("grain", grain_loader),
+        "torch_dataloader": ("torch", torch_loader),
+        "tf_data": ("tensorflow", tf_dataset),
+    }
+    for name, (module, make) in makers.items():
+        if name not in skip and importlib.util.find_spec(module) is not None:
+            loaders[name] = make(case, count, seed)
 
     clock = BatchClock()
     first = {name: [] for name in loaders}
@@ -436,6 +450,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--transfer", action="store_true")
+    parser.add_argument(
+        "--skip", default="", help="loaders to leave out, e.g. grain"
+    )
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     print(f"backend={keras.backend.backend()}")
@@ -453,7 +470,9 @@ def main():
             count = args.batches or (6 if args.quick else 120)
         else:
             count = args.image_batches or (4 if args.quick else 30)
-        results[case] = run_case(case, count, epochs, repeats, args.seed)
+        results[case] = run_case(
+            case, count, epochs, repeats, args.seed, args.skip.split(",")
+        )
     weakest = min(results, key=lambda c: results[c][0])
     print(
         f"data_loading: ratio={results[weakest][0]:.3f} ("
