@@ -38,9 +38,11 @@ each variant's time minus Adam's, and
 floor of an EMA update that runs as its own pass without XLA: one pass
 that reads each weight and shadow and writes the shadow (the callback's
 kernel makes two). The update
-alone gives the two profiles' cost over one EMA's, paired: the median over
-samples of (two_profiles_i - adam_i) / (ema_i - adam_i) (at most 2: a
-second profile costs no more than a second EMA). The last lines are one
+alone also times one power profile (`sigma_rel=0.05`) and the two profiles,
+and gives the two profiles' cost over one profile's and over the decay
+EMA's, paired: the median over samples of (two_profiles_i - adam_i) /
+(one_i - adam_i) (at most 2: a second profile costs no more than a second
+EMA). The last lines are one
 `two_profiles: ratio=R (...)` per case with that ratio, then one
 `ema_overhead: ratio=R (ema=... s, none=... s, ...)` per case (the large
 convnet's last): the times are median seconds per step, and R is the
@@ -150,6 +152,7 @@ def make_model(layers, use_ema, args):
 # The update-alone variants beside Adam, and how their costs are printed.
 COST_LABELS = {
     "adam+ema": "callback",
+    "adam+one_profile": "one_profile",
     "adam+two_profiles": "two_profiles",
     "keras_use_ema": "keras_use_ema",
     "adam+one_pass": "one_pass",  # TensorFlow only
@@ -240,6 +243,7 @@ def time_updates(title, case, args):
     }
     updates = {  # each after Adam, on the "adam" model
         "adam+ema": ema_member(models["adam"]),
+        "adam+one_profile": ema_member(models["adam"], TWO_PROFILES[:1]),
         "adam+two_profiles": ema_member(models["adam"], TWO_PROFILES),
     }
     if keras.backend.backend() == "tensorflow":
@@ -297,14 +301,15 @@ def time_updates(title, case, args):
     )
     adam = np.array(times["adam"])
     two = np.array(times["adam+two_profiles"]) - adam
-    one = np.array(times["adam+ema"]) - adam
-    two_over_one = paired_ratio(two, one)
-    print(
-        f"  {title} update alone, paired, 95 % interval: two profiles' "
-        f"cost / one EMA's = {two_over_one[0]:.3f} "
-        f"[{two_over_one[1]:.3f}, {two_over_one[2]:.3f}]"
-    )
-    return costs_of(median), two_over_one
+    ratios = {}
+    for one in ("adam+one_profile", "adam+ema"):
+        ratios[one] = paired_ratio(two, np.array(times[one]) - adam)
+        r, low, high = ratios[one]
+        print(
+            f"  {title} update alone, paired, 95 % interval: two profiles' "
+            f"cost / {COST_LABELS[one]}'s = {r:.3f} [{low:.3f}, {high:.3f}]"
+        )
+    return costs_of(median), ratios
 
 
 def main():
@@ -412,12 +417,16 @@ def main():
         case = cases[name]
         line, step = run_case(name, case, args)
         lines.append(line)
-        cost, (r, low, high) = time_updates(name, case, args)
+        cost, ratios = time_updates(name, case, args)
+        r, low, high = ratios["adam+one_profile"]
+        r_ema, low_ema, high_ema = ratios["adam+ema"]
         two_lines.append(
-            f"two_profiles: ratio={r:.3f} (two profiles' update cost over "
-            f"one EMA's, paired, 95 % interval [{low:.3f}, {high:.3f}], "
-            f"two={1e6 * cost['adam+two_profiles']:.1f} us, "
-            f"one={1e6 * cost['adam+ema']:.1f} us, case={name})"
+            f"two_profiles: ratio={r:.3f} (two power profiles' update cost "
+            f"over one's, paired, 95 % interval [{low:.3f}, {high:.3f}]; "
+            f"over one decay EMA's {r_ema:.3f} [{low_ema:.3f}, "
+            f"{high_ema:.3f}]; two={1e6 * cost['adam+two_profiles']:.1f} "
+            f"us, one={1e6 * cost['adam+one_profile']:.1f} us, "
+            f"decay EMA={1e6 * cost['adam+ema']:.1f} us, case={name})"
         )
         # The update alone resolves a cost that `fit`'s sample spread hides.
         shares = ", ".join(

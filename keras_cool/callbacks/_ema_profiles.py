@@ -129,6 +129,27 @@ class Plan:
             d = ops.convert_to_tensor(decay, "float32")
         return ops.where(t > 0, d, ops.zeros_like(d))
 
+    def decays(self, step):
+        """`(decays, due)` as in `at`, the decays as one (profiles,)
+        tensor: power profiles in one vector computation."""
+        if any(p.gamma is None for p in self.profiles):
+            decays, due = self.at(step)
+            return ops.stack(decays), due
+        t = ops.cast(step - self.start_step, "float32")
+        n = float(self.update_every)
+        exponents = ops.convert_to_tensor(
+            [p.gamma + 1.0 for p in self.profiles], "float32"
+        )
+        beta = ops.exp(exponents * ops.log1p(-n / ops.maximum(t, n)))
+        beta = ops.where(t > n, beta, ops.zeros_like(beta))
+        return beta, self.due(step)
+
+    def due(self, step):
+        """Whether the shadows update at `step` (`None`: every step)."""
+        if self.update_every > 1:
+            return ops.equal(step % self.update_every, 0)
+        return None
+
     def positive(self, profile):
         """Whether `d > 0` at every step (t >= 1): no copy phase, and no
         power warmup, whose first decays may round to 0 in float32."""
@@ -143,10 +164,7 @@ class Plan:
         """`(decays, due)`: one decay per profile at optimizer step `step`
         (1-based), and whether the shadows update then (`None`: every
         step does)."""
-        due = None
-        if self.update_every > 1:
-            due = ops.equal(step % self.update_every, 0)
-        return [self.decay(p, step) for p in self.profiles], due
+        return [self.decay(p, step) for p in self.profiles], self.due(step)
 
 
 def _log_inner(t_a, g_a, t_b, g_b):

@@ -12,7 +12,9 @@ shadow writes, not a second update.
 JAX: averaged shadows smaller than `_PACK_BELOW` ride through the train
 step as one flat array per profile, updated in one fused pass: XLA on a
 CPU runs one fusion per array, and on small variables that launch is most
-of the EMA's cost.
+of the EMA's cost. With several profiles (and no `keras.distribution`),
+each state array holds every profile's shadow on a last axis, so that one
+fused pass reads each weight once for all of them.
 """
 
 import keras
@@ -26,6 +28,7 @@ from keras_cool.callbacks._ema_state import is_float
 __all__ = ["EmaUpdate", "build_update", "select_variables"]
 
 _PACK_BELOW = 65536
+_FLOOR = 1e-30  # the least decay of a power profile on TensorFlow / torch
 
 
 def _packing(shadows, averaged):
@@ -168,6 +171,11 @@ class EmaUpdate:
             step, dtype="int32", trainable=False, name="ema_step"
         )
         self.packed = _packing(self.shadows[0], self.averaged)
+        # JAX, several profiles, no `keras.distribution`: stacked state.
+        self.stacked = len(self.shadows) > 1 and (
+            keras.backend.backend() == "jax"
+            and keras.distribution.distribution() is None
+        )
         self.live = None  # JAX: latest (step, *shadows) arrays during fit
         self.average = None  # TF/torch: the fused in-place update
         self.pairs = None  # TF/torch: per profile, (averaged, copied)
@@ -177,11 +185,13 @@ class EmaUpdate:
         """JAX: `(step, [shadow arrays per profile])` of the live state."""
         step, *arrays = self.live
         shapes = [s.shape for s in self.shadows[0]]
-        size = len(arrays) // len(self.shadows)
-        return step, [
-            _unpack(arrays[k * size : (k + 1) * size], self.packed, shapes)
-            for k in range(len(self.shadows))
-        ]
+        count = len(self.shadows)
+        if self.stacked:  # one array per slot, profiles on the last axis
+            slots = [[a[..., k] for a in arrays] for k in range(count)]
+        else:
+            size = len(arrays) // count
+            slots = [arrays[k * size : (k + 1) * size] for k in range(count)]
+        return step, [_unpack(a, self.packed, shapes) for a in slots]
 
     def sync(self):
         """JAX: write the live state arrays back into the variables."""
@@ -207,6 +217,12 @@ class EmaUpdate:
         if self.live is None:
             return [s.value for s in self.shadows[profile]]
         return self._split_live()[1][profile]
+
+    def numpy(self, profile):
+        """The shadows of `profile`, as numpy arrays."""
+        return [
+            np.array(ops.convert_to_numpy(v)) for v in self.tensors(profile)
+        ]
 
     def arrays(self):
         """`(step, [[numpy shadow per variable] per profile])`, without
@@ -250,11 +266,15 @@ class EmaUpdate:
         for profile, d, (shadows, copied) in zip(
             self.plan.profiles, decays, self.pairs
         ):
+            positive = self.plan.positive(profile)
+            if profile.gamma is not None:
+                # d = 0 only at the first update: a floor keeps TensorFlow
+                # on its one kernel (no `tf.cond` per profile); the copy is
+                # then exact to within a rounding step.
+                d, positive = ops.maximum(d, _FLOOR), True
             if due is not None:
                 d = ops.where(due, d, ops.ones_like(d))  # d = 1: unchanged
-            self.average(
-                shadows, weights, d, positive=self.plan.positive(profile)
-            )
+            self.average(shadows, weights, d, positive=positive)
             for shadow, variable in copied:
                 weight = ops.stop_gradient(variable.value)
                 if due is not None:
@@ -267,20 +287,27 @@ class EmaUpdate:
         return list(self.variables)
 
     def hook_state(self):
-        """JAX: `[step, *shadows of each profile]` (small shadows packed
-        into one flat array per profile), the live arrays if training
-        ran."""
+        """JAX: `[step, *shadows]`, the live arrays if training ran. Small
+        shadows are packed into one flat array; with several profiles,
+        each shadow's profiles are stacked on a last axis (one fused pass
+        reads each weight once for all of them)."""
         if self.live is not None:
             return self.live
-        state = [ops.copy(self.step.value)]
-        for shadows in self.shadows:
-            state += _pack([ops.copy(s.value) for s in shadows], self.packed)
-        return state
+        profiles = [
+            _pack([ops.copy(s.value) for s in shadows], self.packed)
+            for shadows in self.shadows
+        ]
+        if self.stacked:
+            profiles = [[ops.stack(slot, axis=-1) for slot in zip(*profiles)]]
+        return [ops.copy(self.step.value)] + [a for p in profiles for a in p]
 
     def advance(self, state, weights):
         """JAX: the pure update of the `hook_state` arrays."""
         step, shadows = state[0] + 1, state[1:]
-        decays, due = self.plan.at(step)
+        if self.stacked:  # one (profiles,) vector
+            decays, due = self.plan.decays(step)
+        else:
+            decays, due = self.plan.at(step)
         packed = self.packed
         weights = [ops.stop_gradient(w) for w in weights]
         averaged = list(self.averaged)
@@ -292,16 +319,25 @@ class EmaUpdate:
             averaged = [True] + _unpacked(averaged, packed)
         size = len(weights)
 
+        def one(d, shadow, weight, a):
+            return d * shadow + (1.0 - d) * weight if a else ops.copy(weight)
+
         def update():
-            new = []
-            for k, d in enumerate(decays):
-                profile = shadows[k * size : (k + 1) * size]
-                for a, shadow, weight in zip(averaged, profile, weights):
-                    if a:
-                        new.append(d * shadow + (1.0 - d) * weight)
-                    else:
-                        new.append(ops.copy(weight))
-            return new
+            if self.stacked:
+                d, count = decays, len(self.shadows)  # on the last axis
+                return [
+                    one(d, shadow, ops.expand_dims(weight, -1), a)
+                    if a
+                    else ops.repeat(ops.expand_dims(weight, -1), count, -1)
+                    for a, shadow, weight in zip(averaged, shadows, weights)
+                ]
+            return [
+                one(d, shadow, weight, a)
+                for k, d in enumerate(decays)
+                for a, shadow, weight in zip(
+                    averaged, shadows[k * size : (k + 1) * size], weights
+                )
+            ]
 
         if due is None:
             return [step] + update()

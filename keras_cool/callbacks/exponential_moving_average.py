@@ -213,9 +213,8 @@ class ExponentialMovingAverage(keras.callbacks.Callback):
         the model, each on its own variable.
         """
         self._require_state("read the EMA weights")
-        return self._update.arrays()[1][
-            check_profile(profile, len(self._plan.profiles))
-        ]
+        count = len(self._plan.profiles)
+        return self._update.numpy(check_profile(profile, count))
 
     def tracked_variables(self):
         """The model variables that have a shadow, in `model.variables`
