@@ -18,8 +18,10 @@ config asks for the erf GELU: `keras_cool` is ours with the tanh GELU
 (`hidden_act="gelu_new"`, like for like with keras-hub: the ratio),
 `keras_cool_erf` ours as the config says (what matches transformers).
 Before timing, the outputs are compared (max |difference| printed), so
-the three really run the same weights. Calls are interleaved (rotating
-order) over several rounds; medians and minimums are printed, and the
+the three really run the same weights. Calls are interleaved over
+several rounds: each round runs the others first (rotating), then ours
+and keras-hub back to back in alternating order, so that neither always
+follows the same runner; medians and minimums are printed, and the
 median of the per-round ratios with its 95% bootstrap interval
 (`benchmarks/_timing.py`): an interval holding 1 means the two are not
 told apart.
@@ -97,6 +99,23 @@ def max_difference(a, b, mask):
     """Largest |a - b| over the real (unpadded) tokens."""
     a, b = np.asarray(a), np.asarray(b)
     return float(np.abs(a - b)[mask.astype(bool)].max())
+
+
+def timed_rounds(runs, rounds, clock):
+    """`{name: [seconds]}`: per round, the other runners first (rotating),
+    then ours and keras-hub back to back, in alternating order, so that
+    neither always follows transformers' (or the other's) call."""
+    pair = [name for name in ("keras_cool", "keras_hub") if name in runs]
+    others = [name for name in runs if name not in pair]
+    times = {name: [] for name in runs}
+    for i in range(rounds):
+        start = i % len(others)
+        order = others[start:] + others[:start]
+        order += pair if i % 2 == 0 else pair[::-1]
+        one = interleaved({name: runs[name] for name in order}, 1, clock=clock)
+        for name, samples in one.items():
+            times[name].extend(samples)
+    return times
 
 
 def main():
@@ -217,7 +236,7 @@ def main():
                 f"tokens): {difference:.2e}"
             )
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    times = interleaved(runs, rounds, rotate=True, clock=clock)
+    times = timed_rounds(runs, rounds, clock)
     print(f"{args.clock} seconds per {n} sequences:")
     print_times(times)
     median = medians(times)
