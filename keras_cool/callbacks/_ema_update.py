@@ -13,8 +13,9 @@ JAX: averaged shadows smaller than `_PACK_BELOW` ride through the train
 step as one flat array per profile, updated in one fused pass: XLA on a
 CPU runs one fusion per array, and on small variables that launch is most
 of the EMA's cost. With several profiles (and no `keras.distribution`),
-each state array holds every profile's shadow on a last axis, so that one
-fused pass reads each weight once for all of them.
+each larger state array holds every profile's shadow on a last axis, so
+that one fused pass reads each weight once for all of them (the packed
+flat arrays stay one per profile: stacked, they were slower).
 """
 
 import keras
@@ -186,8 +187,13 @@ class EmaUpdate:
         step, *arrays = self.live
         shapes = [s.shape for s in self.shadows[0]]
         count = len(self.shadows)
-        if self.stacked:  # one array per slot, profiles on the last axis
-            slots = [[a[..., k] for a in arrays] for k in range(count)]
+        if self.stacked:  # flat arrays per profile, then stacked slots
+            flats = count if self.packed else 0
+            slots = [
+                arrays[k : k + 1 if flats else 0]
+                + [a[..., k] for a in arrays[flats:]]
+                for k in range(count)
+            ]
         else:
             size = len(arrays) // count
             slots = [arrays[k * size : (k + 1) * size] for k in range(count)]
@@ -297,8 +303,11 @@ class EmaUpdate:
             _pack([ops.copy(s.value) for s in shadows], self.packed)
             for shadows in self.shadows
         ]
-        if self.stacked:
-            profiles = [[ops.stack(slot, axis=-1) for slot in zip(*profiles)]]
+        if self.stacked:  # the packed flat arrays are faster apart
+            flats = [p[0] for p in profiles] if self.packed else []
+            rest = [p[1:] if self.packed else p for p in profiles]
+            stacked = [ops.stack(slot, axis=-1) for slot in zip(*rest)]
+            profiles = [flats + stacked]
         return [ops.copy(self.step.value)] + [a for p in profiles for a in p]
 
     def advance(self, state, weights):
@@ -324,13 +333,22 @@ class EmaUpdate:
 
         def update():
             if self.stacked:
-                d, count = decays, len(self.shadows)  # on the last axis
-                return [
-                    one(d, shadow, ops.expand_dims(weight, -1), a)
-                    if a
-                    else ops.repeat(ops.expand_dims(weight, -1), count, -1)
-                    for a, shadow, weight in zip(averaged, shadows, weights)
+                count = len(self.shadows)
+                flats = count if packed else 0
+                new = [
+                    one(decays[k], shadows[k], weights[0], True)
+                    for k in range(flats)
                 ]
+                start = 1 if packed else 0
+                for a, shadow, weight in zip(
+                    averaged[start:], shadows[flats:], weights[start:]
+                ):
+                    weight = ops.expand_dims(weight, -1)  # profiles last
+                    if a:
+                        new.append(one(decays, shadow, weight, a))
+                    else:
+                        new.append(ops.repeat(weight, count, -1))
+                return new
             return [
                 one(d, shadow, weight, a)
                 for k, d in enumerate(decays)

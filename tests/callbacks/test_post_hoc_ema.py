@@ -270,3 +270,22 @@ def test_snapshots_at_multiples_of_n_and_at_the_end(tmp_path):
     with np.load(folder / "ema-0000000016.npz") as snapshot:
         for i, shadow in enumerate(ema.ema_weights(1)):
             np.testing.assert_array_equal(snapshot[f"shadow_1_{i}"], shadow)
+
+
+def test_profiles_of_a_wide_layer_follow_the_recurrence():
+    # Dense(4 -> 16384): a 65,536-weight kernel is not packed with the
+    # small shadows (on JAX its profiles share one stacked state array).
+    inp = keras.Input((4,))
+    h = keras.layers.Dense(16384)(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(h))
+    model.compile(keras.optimizers.SGD(1e-3), "mse")
+    record = RecordWeights()
+    ema = ExponentialMovingAverage(sigma_rel=(0.05, 0.1), update_every=2)
+    model.fit(
+        X, Y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+        callbacks=[record, ema],
+    )  # fmt: skip
+    for k, sigma_rel in enumerate((0.05, 0.1)):
+        expected = power_recurrence(record.steps, gamma_of(sigma_rel), 0, 2)
+        for g, e in zip(ema.ema_weights(k), expected):
+            np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-6)
