@@ -46,9 +46,18 @@ generated images, every `--eval-every` epochs:
     python examples/gan_real_images.py --epochs 10 --seeds 1
     python examples/gan_real_images.py --data-dir DIR # Zalando's IDX files
     python examples/gan_real_images.py --quick        # a smoke run
+    python examples/gan_real_images.py --seed 1 --seeds 1 --output-dir D1
+    python examples/gan_real_images.py --combine D0 D1 D2  # one table, plot
+
+Each run writes its curves to `OUTPUT_DIR/history_ARM_seedS.json`;
+`--combine` reads those files from several folders (runs made one seed at
+a time) and prints the table, the `RESULT` line and `curves.png` of them
+all, without training.
 """
 
 import argparse
+import glob
+import json
 import os
 import time
 
@@ -162,6 +171,14 @@ def parse_args(argv=None):
         default=None,
         help="cached scoring classifier (.keras); default: "
         "OUTPUT_DIR/classifier.keras (outputs/ is not committed)",
+    )
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="train nothing: read the history_*.json files of earlier runs "
+        "in these folders and print their table, RESULT line and curves",
     )
     add_quick_argument(parser)
     parser.add_argument(
@@ -489,11 +506,79 @@ def summary(history):
     }
 
 
+def save_history(row, history, folder):
+    """Writes one run's row and curve to `folder/history_ARM_seedS.json`."""
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"history_{row['arm']}_seed{row['seed']}.json")
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as f:
+        json.dump(dict(row=row, history=history), f, indent=1)
+    os.replace(temporary, path)
+    return path
+
+
+def load_histories(folders):
+    """(histories, rows) from the history_*.json files of `folders`."""
+    runs = []
+    for folder in folders:
+        for path in sorted(glob.glob(os.path.join(folder, "history_*.json"))):
+            with open(path) as f:
+                runs.append(json.load(f))
+    if not runs:
+        raise FileNotFoundError(
+            f"--combine: no history_*.json in {folders}; run the script "
+            "with --output-dir FOLDER first, one folder per run"
+        )
+    runs.sort(key=lambda run: (run["row"]["seed"], run["row"]["arm"]))
+    rows = [run["row"] for run in runs]
+    histories = {
+        (r["arm"], r["seed"]): run["history"] for r, run in zip(rows, runs)
+    }
+    return histories, rows
+
+
+ARMS = ("plain", "vgan")
+KEYS = ("classes", "kl", "fd", "min_classes", "worst_kl", "worst_fd")
+
+
+def report(args, histories, rows):
+    """Prints the table and the RESULT line; draws the curves."""
+    print("| arm | seed | " + " | ".join(KEYS) + " | seconds |")
+    print("|---" * (len(KEYS) + 3) + "|")
+    for row in rows:
+        cells = " | ".join(f"{row[k]:.3f}" for k in KEYS)
+        seconds = f"{row['seconds']:.0f}"
+        print(f"| {row['arm']} | {row['seed']} | {cells} | {seconds} |")
+    medians = {
+        f"{arm}_{k}": float(np.median([r[k] for r in rows if r["arm"] == arm]))
+        for arm in ARMS
+        for k in KEYS
+        if any(r["arm"] == arm for r in rows)
+    }
+    path = plot_curves(histories, os.path.join(args.output_dir, "curves.png"))
+    print("wrote", path)
+    seeds = len({row["seed"] for row in rows})
+    epochs = max(h[-1]["epoch"] for h in histories.values())
+    return medians, seeds, epochs
+
+
+def print_medians(args, medians, seeds, epochs):
+    print_result(
+        args,
+        " ".join(f"{k}={v:.4f}" for k, v in medians.items())
+        + f" seeds={seeds} epochs={epochs}",
+    )
+
+
 # ## Putting it together
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.combine:
+        histories, rows = load_histories(args.combine)
+        print_medians(args, *report(args, histories, rows))
+        return
     x_train, y_train, x_test, y_test = load_fashion_mnist(args)
     print(
         f"Fashion-MNIST: {len(x_train)} training images, {len(x_test)} test; "
@@ -510,6 +595,7 @@ def main(argv=None):
             histories[(arm, seed)] = history
             row = dict(arm=arm, seed=seed, seconds=seconds, **summary(history))
             rows.append(row)
+            save_history(row, history, args.output_dir)
             print(
                 f"{arm} seed {seed}: end classes {row['classes']} KL "
                 f"{row['kl']:.3f} FD {row['fd']:.2f}; worst classes "
@@ -523,20 +609,7 @@ def main(argv=None):
 
     # Outputs: the Markdown table, the medians, the curves, the sample
     # grids and one `RESULT` line with the medians per arm.
-    keys = ("classes", "kl", "fd", "min_classes", "worst_kl", "worst_fd")
-    print("| arm | seed | " + " | ".join(keys) + " | seconds |")
-    print("|---" * (len(keys) + 3) + "|")
-    for row in rows:
-        cells = " | ".join(f"{row[k]:.3f}" for k in keys)
-        seconds = f"{row['seconds']:.0f}"
-        print(f"| {row['arm']} | {row['seed']} | {cells} | {seconds} |")
-    medians = {
-        f"{arm}_{k}": float(np.median([r[k] for r in rows if r["arm"] == arm]))
-        for arm, _ in arms
-        for k in keys
-    }
-    path = plot_curves(histories, os.path.join(args.output_dir, "curves.png"))
-    print("wrote", path)
+    medians, _, _ = report(args, histories, rows)
     for arm, images in samples.items():
         title = "plain GAN" if arm == "plain" else "with SnapshotPenalty"
         path = image_grid(
@@ -549,11 +622,7 @@ def main(argv=None):
             width=4.5,
         )
         print("wrote", path)
-    print_result(
-        args,
-        " ".join(f"{k}={v:.4f}" for k, v in medians.items())
-        + f" seeds={args.seeds} epochs={args.epochs}",
-    )
+    print_medians(args, medians, args.seeds, args.epochs)
 
 
 if __name__ == "__main__":

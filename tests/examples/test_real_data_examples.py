@@ -167,6 +167,38 @@ def test_gan_quick_falls_back_to_the_fixture(example, tmp_path):
         gan.load_fashion_mnist(args)
 
 
+def test_gan_combine_reads_per_seed_histories(example, tmp_path, capsys):
+    gan = example("gan_real_images")
+    for seed, fd in ((0, 40.0), (1, 60.0)):
+        for arm in ("plain", "vgan"):
+            history = [
+                dict(epoch=0, classes=1, kl=2.3, fd=200.0),
+                dict(epoch=2, classes=9, kl=0.3, fd=fd + 10.0),
+                dict(epoch=4, classes=10, kl=0.1, fd=fd),
+            ]
+            row = dict(arm=arm, seed=seed, seconds=5.0, **gan.summary(history))
+            gan.save_history(row, history, str(tmp_path / f"seed{seed}"))
+    gan.main(
+        [
+            "--combine",
+            str(tmp_path / "seed0"),
+            str(tmp_path / "seed1"),
+            "--output-dir",
+            str(tmp_path / "all"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert (
+        "| plain | 1 | 10.000 | 0.100 | 60.000 | 9.000 | 0.300 | 70.000" in out
+    )
+    # medians over the two seeds: end FD (40 + 60) / 2, worst FD 60
+    assert "plain_fd=50.0000" in out and "vgan_worst_fd=60.0000" in out
+    assert out.rstrip().endswith("seeds=2 epochs=4 quick=0")
+    assert (tmp_path / "all" / "curves.png").exists()
+    with pytest.raises(FileNotFoundError, match="history_"):
+        gan.main(["--combine", str(tmp_path / "all")])
+
+
 @pytest.mark.slow
 def test_vae_clustering_quick_on_the_fashion_fixture(example, tmp_path, capsys):
     vc = example("vae_clustering")
