@@ -542,7 +542,7 @@ KEYS = ("classes", "kl", "fd", "min_classes", "worst_kl", "worst_fd")
 
 
 def report(args, histories, rows):
-    """Prints the table and the RESULT line; draws the curves."""
+    """Prints the table, draws the curves; (medians, seeds, epochs)."""
     print("| arm | seed | " + " | ".join(KEYS) + " | seconds |")
     print("|---" * (len(KEYS) + 3) + "|")
     for row in rows:
