@@ -146,14 +146,14 @@ def classifier(bert, dropout=0.1):
 
 # ## Attention maps
 #
-# `OutputCapture` with the pattern `layer_{i}_attention/softmax*` returns
+# `OutputCapture` with the pattern `layer_{i}/attention/softmax*` returns
 # the attention probabilities of layer i, shaped (batch, heads, query,
 # key), from one compiled pass.
 
 
 def attention_maps(bert, token_ids, segment_ids, layer):
     capture = keras_cool.OutputCapture(
-        bert, f"layer_{layer}_attention/softmax*"
+        bert, f"layer_{layer}/attention/softmax*"
     )
     arrays = capture.predict([token_ids, segment_ids], batch_size=1)
     (key,) = [k for k in arrays if k != "outputs"]

@@ -340,8 +340,8 @@ def attention_of(model, tokenizer, sentence, longest):
     arrays = capture.predict([token_ids, segment_ids, mask], batch_size=1)
     arrays.pop("outputs")
     tokens = [tokenizer.id_to_token(int(i)) for i in token_ids[0]]
-    # Keys are layer paths, e.g. "layer_0_attention/softmax": sort by layer.
-    keys = sorted(arrays, key=lambda k: int(k.split("_")[1]))
+    # Keys are layer paths, e.g. "layer_0/attention/softmax": sort by layer.
+    keys = sorted(arrays, key=lambda k: int(k.split("/")[0].split("_")[1]))
     return [arrays[k][0] for k in keys], tokens
 
 

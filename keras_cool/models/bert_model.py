@@ -6,6 +6,7 @@ from keras import ops
 from keras_cool.layers.bias_add import BiasAdd
 from keras_cool.layers.position_embedding import PositionEmbedding
 from keras_cool.models._activations import activation
+from keras_cool.models._bert_attention import BertAttention
 from keras_cool.models._families import FAMILIES
 from keras_cool.models.bert_config import load_bert_config
 from keras_cool.models.bert_weights import load_bert_weights
@@ -28,44 +29,39 @@ def _norm(name, config):
     )
 
 
-def _encoder_block(index, config, act):
-    """The layers of block `index`; returns `apply(x, mask) -> x`, which
-    ALBERT calls once per layer (shared weights)."""
+def _encoder_block(index, config, act, sequence_length):
+    """Block `index` as a Functional model named `layer_{index}`:
+    `[x, keep] -> x`, `keep` the `(batch, length)` boolean key mask.
+
+    A model of its own so that eager backends (torch) free the block's
+    intermediate tensors when it returns: a Functional model holds every
+    node's output until its own call ends. ALBERT calls one block at
+    every layer (shared weights)."""
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
     dropout = config["hidden_dropout_prob"]
-    prefix = f"layer_{index}"
     init = keras.initializers.TruncatedNormal(
         stddev=config["initializer_range"]
     )
-    attention = keras.layers.MultiHeadAttention(
+    x = inputs = keras.Input((sequence_length, hidden), name="hidden")
+    keep = keras.Input((sequence_length,), dtype="bool", name="keep")
+    # (batch, 1, length): padded keys masked; broadcast over the queries.
+    mask = ops.expand_dims(keep, 1)
+    h = BertAttention(
         heads,
         hidden // heads,
         dropout=config["attention_probs_dropout_prob"],
         kernel_initializer=init,
-        name=f"{prefix}_attention",
-    )
-    attention_dropout = keras.layers.Dropout(
-        dropout, name=f"{prefix}_attention_dropout"
-    )
-    attention_add = keras.layers.Add(name=f"{prefix}_attention_add")
-    attention_norm = _norm(f"{prefix}_attention_norm", config)
-    intermediate = _dense(
-        config["intermediate_size"], f"{prefix}_intermediate", config, act
-    )
-    output = _dense(hidden, f"{prefix}_output", config)
-    output_dropout = keras.layers.Dropout(
-        dropout, name=f"{prefix}_output_dropout"
-    )
-    output_add = keras.layers.Add(name=f"{prefix}_output_add")
-    output_norm = _norm(f"{prefix}_output_norm", config)
-
-    def apply(x, mask):
-        h = attention_dropout(attention(x, x, attention_mask=mask))
-        x = attention_norm(attention_add([x, h]))
-        h = output_dropout(output(intermediate(x)))
-        return output_norm(output_add([x, h]))
-
-    return apply
+        name="attention",
+    )(x, x, attention_mask=mask)
+    h = keras.layers.Dropout(dropout, name="attention_dropout")(h)
+    x = keras.layers.Add(name="attention_add")([x, h])
+    x = _norm("attention_norm", config)(x)
+    h = _dense(config["intermediate_size"], "intermediate", config, act)(x)
+    h = _dense(hidden, "output", config)(h)
+    h = keras.layers.Dropout(dropout, name="output_dropout")(h)
+    x = keras.layers.Add(name="output_add")([x, h])
+    x = _norm("output_norm", config)(x)
+    return keras.Model([inputs, keep], x, name=f"layer_{index}")
 
 
 def _check_family(config, family, pooler, heads):
@@ -150,10 +146,13 @@ def build_bert(
     """Builds BERT (Devlin et al.) from its config, optionally loaded.
 
     A Functional `keras.Model` of stock Keras layers (`Embedding`,
-    `ReversibleEmbedding`, `MultiHeadAttention`, `LayerNormalization`,
-    `Dense`, `Dropout`, `Add`) and two small registered keras_cool layers
-    (`PositionEmbedding`, `BiasAdd`), so it saves to `.keras` and loads in
-    safe mode. Post-LayerNorm blocks, as Google's and HuggingFace's.
+    `ReversibleEmbedding`, `LayerNormalization`, `Dense`, `Dropout`,
+    `Add`), one Functional model per encoder block, and registered
+    keras_cool layers (`PositionEmbedding`, `BiasAdd`, and
+    `MultiHeadAttention` that runs the fused
+    `keras.ops.dot_product_attention` at inference), so it saves to
+    `.keras` and loads in safe mode. Post-LayerNorm blocks, as Google's
+    and HuggingFace's.
 
     Inputs: `[token_ids, segment_ids]`, int32 `(batch, length)`. Positions
     whose token id is `pad_token_id` (0) are masked as attention keys, as
@@ -172,7 +171,7 @@ def build_bert(
     `"electra"`, the discriminator (embeddings of `embedding_size`,
     projected to the hidden size by `embeddings_project`; no pooler) and
     `"albert"` (embeddings of `embedding_size` projected by
-    `embeddings_project`; one block's layers, `layer_0_*`, called
+    `embeddings_project`; one block, `layer_0`, called
     `num_hidden_layers` times: cross-layer shared weights;
     `num_hidden_groups` and `inner_group_num` other than 1 raise).
     `build_bert(folder)` then `load_bert_weights(model, folder)` loads
@@ -196,10 +195,12 @@ def build_bert(
     logits, before the sigmoid).
 
     Layer names: `token_embedding`, `segment_embedding`,
-    `position_embedding`, `embeddings_norm`, then per block `l`
-    `layer_{l}_attention` (its softmax holds the attention probabilities),
-    `layer_{l}_attention_norm`, `layer_{l}_intermediate`,
-    `layer_{l}_output`, `layer_{l}_output_norm`; `embeddings_project`
+    `position_embedding`, `embeddings_norm`, then per block `l` a
+    Functional model `layer_{l}` holding `attention` (its softmax holds
+    the attention probabilities: `OutputCapture(model,
+    "layer_*/attention/softmax*")`), `attention_norm`, `intermediate`,
+    `output`, `output_norm` (`model.get_layer("layer_0").get_layer(
+    "intermediate")`); `embeddings_project`
     (ELECTRA, ALBERT); `pooler`, `mlm_transform`, `mlm_norm`, `mlm_bias`,
     `nsp`, `discriminator_dense`, `discriminator_prediction`.
 
@@ -309,16 +310,17 @@ def build_bert(
         keep = ops.not_equal(inputs[-1], 0)
     else:
         keep = ops.not_equal(token_ids, config["pad_token_id"])
-    # (batch, 1, length): padded keys masked; broadcast over the queries.
-    mask = ops.expand_dims(keep, 1)
     x = _embeddings(inputs, config, family, word_embedding, init)
     layers = config["num_hidden_layers"]
     if family["shared_layers"]:  # ALBERT: one block, called every layer
-        blocks = [_encoder_block(0, config, act)] * layers
+        blocks = [_encoder_block(0, config, act, sequence_length)] * layers
     else:
-        blocks = [_encoder_block(i, config, act) for i in range(layers)]
+        blocks = [
+            _encoder_block(i, config, act, sequence_length)
+            for i in range(layers)
+        ]
     for block in blocks:
-        x = block(x, mask)
+        x = block([x, keep])
     outputs = {"sequence_output": x}
     if pooler:
         pooled = _dense(hidden, "pooler", config, "tanh")(x[:, 0, :])

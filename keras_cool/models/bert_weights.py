@@ -200,13 +200,13 @@ def _targets(model):
     def add(google, variable, transform=None):
         targets[google] = (variable, transform)
 
-    def dense(google, layer_name):
-        w = _weights_of(layers[layer_name])
+    def dense(google, layer):
+        w = _weights_of(layers[layer] if isinstance(layer, str) else layer)
         add(f"{google}/kernel", w["kernel"])
         add(f"{google}/bias", w["bias"])
 
-    def norm(google, layer_name):
-        w = _weights_of(layers[layer_name])
+    def norm(google, layer):
+        w = _weights_of(layers[layer] if isinstance(layer, str) else layer)
         add(f"{google}/gamma", w["gamma"])
         add(f"{google}/beta", w["beta"])
 
@@ -222,10 +222,10 @@ def _targets(model):
     if "embeddings_project" in layers:  # ELECTRA
         dense("bert/embeddings_project", "embeddings_project")
     index = 0
-    while f"layer_{index}_attention" in layers:
+    while f"layer_{index}" in layers:
         google = f"bert/encoder/layer_{index}/"
-        prefix = f"layer_{index}_"
-        parts = _attention_weights(layers[prefix + "attention"])
+        block = {layer.name: layer for layer in layers[f"layer_{index}"].layers}
+        parts = _attention_weights(block["attention"])
         for part in ("query", "key", "value"):
             for leaf in ("kernel", "bias"):
                 add(
@@ -238,10 +238,10 @@ def _targets(model):
             f"{google}attention/output/dense/kernel", out["kernel"], "heads_out"
         )
         add(f"{google}attention/output/dense/bias", out["bias"])
-        norm(f"{google}attention/output/LayerNorm", prefix + "attention_norm")
-        dense(f"{google}intermediate/dense", prefix + "intermediate")
-        dense(f"{google}output/dense", prefix + "output")
-        norm(f"{google}output/LayerNorm", prefix + "output_norm")
+        norm(f"{google}attention/output/LayerNorm", block["attention_norm"])
+        dense(f"{google}intermediate/dense", block["intermediate"])
+        dense(f"{google}output/dense", block["output"])
+        norm(f"{google}output/LayerNorm", block["output_norm"])
         index += 1
     if "pooler" in layers:
         dense("bert/pooler/dense", "pooler")
