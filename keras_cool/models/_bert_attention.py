@@ -2,12 +2,13 @@
 
 Keras's `MultiHeadAttention` takes its explicit softmax path whenever it
 has attention dropout, in training and at inference alike. Attention
-dropout is the identity at inference, so this subclass hands inference
-calls to `keras.ops.dot_product_attention` (torch's
-`scaled_dot_product_attention`, XLA's fused attention on JAX), as
-transformers' BERT does, and keeps Keras's own path for training, for
-`return_attention_scores=True` (which `keras_cool.OutputCapture` asks for
-when it records the attention probabilities) and for causal masks.
+dropout is the identity at inference, so on torch this subclass hands
+inference calls to `keras.ops.dot_product_attention` (torch's fused
+`scaled_dot_product_attention`), as transformers' BERT does, and keeps
+Keras's own path for training, for `return_attention_scores=True` (which
+`keras_cool.OutputCapture` asks for when it records the attention
+probabilities), for causal masks, and on JAX and TensorFlow, where the
+two paths run the same ops (`_backend.fused_attention_pays`).
 `_compute_attention` is the override point Keras documents for this.
 """
 
@@ -16,12 +17,14 @@ import math
 import keras
 from keras import ops
 
+from keras_cool._backend import fused_attention_pays
+
 __all__ = ["BertAttention"]
 
 
 @keras.saving.register_keras_serializable(package="keras_cool")
 class BertAttention(keras.layers.MultiHeadAttention):
-    """`keras.layers.MultiHeadAttention`, fused at inference.
+    """`keras.layers.MultiHeadAttention`, fused at inference on torch.
 
     Same arguments, weights, config and results (to float rounding) as
     `MultiHeadAttention`; a query position whose keys are all masked
@@ -40,6 +43,7 @@ class BertAttention(keras.layers.MultiHeadAttention):
     ):
         if (
             training
+            or not fused_attention_pays()
             or return_attention_scores
             or kwargs.get("use_causal_mask")
             or len(query.shape) != 4

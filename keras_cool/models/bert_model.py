@@ -95,6 +95,12 @@ def _embeddings(inputs, config, family, word_embedding, init):
     token_ids = inputs[0]
     size = word_embedding.output_dim
     x = word_embedding(token_ids)
+    if family["positions"] != "after_padding":
+        x = PositionEmbedding(
+            config["max_position_embeddings"],
+            initializer=init,
+            name="position_embedding",
+        )(x)
     if family["token_types"]:
         segments = keras.layers.Embedding(
             config["type_vocab_size"],
@@ -116,12 +122,6 @@ def _embeddings(inputs, config, family, word_embedding, init):
             name="position_embedding",
         )(position_ids)
         x = keras.layers.Add(name="positions_add")([x, positions])
-    else:
-        x = PositionEmbedding(
-            config["max_position_embeddings"],
-            initializer=init,
-            name="position_embedding",
-        )(x)
     x = _norm("embeddings_norm", config)(x)
     x = keras.layers.Dropout(
         config["hidden_dropout_prob"], name="embeddings_dropout"

@@ -51,3 +51,24 @@ def test_config_round_trip():
     clone = keras.saving.deserialize_keras_object(config)
     assert isinstance(clone, BertAttention)
     assert clone.get_config() == layer.get_config()
+
+
+def test_fused_kernel_only_where_it_pays(monkeypatch):
+    """Inference calls `ops.dot_product_attention` on torch (its fused
+    kernel); JAX and TensorFlow keep Keras's path; a call that asks for
+    the attention scores never takes it."""
+    calls = []
+    fused = keras.ops.dot_product_attention
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(keras.ops, "dot_product_attention", counted)
+    layer, x, keep = attention_and_inputs()
+    layer(x, x, attention_mask=keep)
+    assert len(calls) == (keras.backend.backend() == "torch")
+    calls.clear()
+    layer(x, x, attention_mask=keep, return_attention_scores=True)
+    layer(x, x, attention_mask=keep, training=True)
+    assert not calls
