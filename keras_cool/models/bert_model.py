@@ -150,7 +150,7 @@ def build_bert(
     `Add`), one Functional model per encoder block, and registered
     keras_cool layers (`PositionEmbedding`, `BiasAdd`, and
     `MultiHeadAttention` that runs the fused
-    `keras.ops.dot_product_attention` at inference), so it saves to
+    `keras.ops.dot_product_attention` at inference on torch), so it saves to
     `.keras` and loads in safe mode. Post-LayerNorm blocks, as Google's
     and HuggingFace's.
 
