@@ -232,14 +232,9 @@ def main(argv=None):
     tokens = [tokenizer.id_to_token(i) for i in token_ids]
     print("tokens:", " ".join(tokens))
 
-    config = checkpoint if args.checkpoint is None else None
-    config = config or keras_cool.models.load_bert_config(checkpoint)
+    config = keras_cool.models.load_bert_config(checkpoint)
     bert = build_bert(config, checkpoint=checkpoint)
-    layers = sum(
-        isinstance(layer, keras.layers.MultiHeadAttention)
-        for layer in bert.layers
-    )
-    layer = args.layer % layers
+    layer = args.layer % config["num_hidden_layers"]
 
     maps = attention_maps(bert, token_ids[None], segment_ids[None], layer)
     heads, length = maps.shape[0], len(tokens)
