@@ -201,12 +201,12 @@ def _targets(model):
         targets[google] = (variable, transform)
 
     def dense(google, layer):
-        w = _weights_of(layers[layer] if isinstance(layer, str) else layer)
+        w = _weights_of(layer)
         add(f"{google}/kernel", w["kernel"])
         add(f"{google}/bias", w["bias"])
 
     def norm(google, layer):
-        w = _weights_of(layers[layer] if isinstance(layer, str) else layer)
+        w = _weights_of(layer)
         add(f"{google}/gamma", w["gamma"])
         add(f"{google}/beta", w["beta"])
 
@@ -218,9 +218,9 @@ def _targets(model):
             layers["segment_embedding"].embeddings,
         )
     add(emb + "position_embeddings", layers["position_embedding"].embeddings)
-    norm(emb + "LayerNorm", "embeddings_norm")
+    norm(emb + "LayerNorm", layers["embeddings_norm"])
     if "embeddings_project" in layers:  # ELECTRA
-        dense("bert/embeddings_project", "embeddings_project")
+        dense("bert/embeddings_project", layers["embeddings_project"])
     index = 0
     while f"layer_{index}" in layers:
         google = f"bert/encoder/layer_{index}/"
@@ -244,20 +244,22 @@ def _targets(model):
         norm(f"{google}output/LayerNorm", block["output_norm"])
         index += 1
     if "pooler" in layers:
-        dense("bert/pooler/dense", "pooler")
+        dense("bert/pooler/dense", layers["pooler"])
     if "mlm_transform" in layers:
-        dense("cls/predictions/transform/dense", "mlm_transform")
-        norm("cls/predictions/transform/LayerNorm", "mlm_norm")
+        dense("cls/predictions/transform/dense", layers["mlm_transform"])
+        norm("cls/predictions/transform/LayerNorm", layers["mlm_norm"])
         add("cls/predictions/output_bias", layers["mlm_bias"].bias)
     if "nsp" in layers:
         w = _weights_of(layers["nsp"])
         add("cls/seq_relationship/output_weights", w["kernel"], "transpose")
         add("cls/seq_relationship/output_bias", w["bias"])
     if "discriminator_dense" in layers:  # ELECTRA
-        dense("cls/discriminator_predictions/dense", "discriminator_dense")
+        dense(
+            "cls/discriminator_predictions/dense", layers["discriminator_dense"]
+        )
         dense(
             "cls/discriminator_predictions/dense_prediction",
-            "discriminator_prediction",
+            layers["discriminator_prediction"],
         )
     return targets
 
