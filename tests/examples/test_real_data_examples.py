@@ -122,9 +122,15 @@ def test_defaults_follow_the_dataset(example):
     assert (digits.epochs, digits.select) == (100, "loss")
     assert digits.neighbour_space == "pixels"
     assert fashion.epochs == vc.DEFAULTS["fashion_mnist"]["epochs"]
-    assert fashion.select == "agreement"
-    explicit = vc.parse_args(["--dataset", "fashion_mnist", "--epochs", "7"])
-    assert explicit.epochs == 7
+    assert (fashion.select, fashion.marginal_weight) == ("loss", 300.0)
+    mnist5k = vc.parse_args(["--dataset", "mnist5k"])
+    assert (mnist5k.select, mnist5k.marginal_weight) == ("agreement", 50.0)
+    assert digits.marginal_weight == 50.0
+    explicit = vc.parse_args(
+        ["--dataset", "fashion_mnist", "--epochs", "7"]
+        + ["--marginal-weight", "9"]
+    )
+    assert (explicit.epochs, explicit.marginal_weight) == (7, 9.0)
     for name in ("vae", "aae"):
         args = example(name).parse_args(
             ["--dataset", "fashion_mnist", "--data-dir", "somewhere"]
