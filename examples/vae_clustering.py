@@ -550,10 +550,11 @@ def build_models(shape, args):
 #    single k-means++ run, its own seed each time) on the codes sets the
 #    prior means (`prior.means.assign`), the classifier is fitted to those
 #    k-means clusters, and the whole clustering VAE trains for
-#    `--restart-epochs` (30). Its loss on the training pairs (the negative
-#    ELBO plus the balance and neighbour terms: the objective itself) is
-#    the criterion; the restart with the lowest loss wins;
-# 3. the winner's clustering VAE trains on for `--epochs` (100).
+#    `--restart-epochs` (30 on the digits). `--select` picks the winner:
+#    its loss on the training pairs (the negative ELBO plus the balance
+#    and neighbour terms: the objective itself; the digits and
+#    Fashion-MNIST) or the consensus of the restarts (MNIST-5k);
+# 3. the winner's clustering VAE trains on for `--epochs`.
 #
 # Between restarts the optimizer's moments are zeroed in place rather than
 # the models recompiled, so every backend traces its training step once.
