@@ -443,7 +443,12 @@ def transfer(repeats, quick):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help="comma-separated subset of small, image_uint8, image_float32 "
+        "(default: all three; with --quick, image_uint8)",
+    )
     parser.add_argument("--batches", type=int, default=None)
     parser.add_argument("--image-batches", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
@@ -460,6 +465,8 @@ def main():
         transfer(repeats, args.quick)
         return
     epochs = args.epochs or (1 if args.quick else 2)
+    if args.cases is None:
+        args.cases = "image_uint8" if args.quick else ",".join(CASES)
     cases = [c for c in args.cases.split(",") if c]
     unknown = set(cases) - set(CASES)
     if unknown:

@@ -76,6 +76,7 @@ from keras_cool.callbacks._ema_update import build_update
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 TWO_PROFILES = (0.05, 0.1)
+CASES = ("mlp", "convnet", "mlp_large", "convnet_large")
 
 
 class Case(typing.NamedTuple):
@@ -364,10 +365,14 @@ def main():
     )
     parser.add_argument(
         "--cases",
-        default="mlp,convnet,mlp_large,convnet_large",
-        help="comma-separated subset of mlp, convnet, mlp_large, convnet_large",
+        default=None,
+        help="comma-separated subset of mlp, convnet, mlp_large, "
+        "convnet_large (default: all four; with --quick, mlp and a tiny "
+        "convnet_large)",
     )
     args = parser.parse_args()
+    if args.cases is None:
+        args.cases = "mlp,convnet_large" if args.quick else ",".join(CASES)
     if args.jit_compile and keras.backend.backend() != "tensorflow":
         parser.error("--jit-compile: for the TensorFlow backend only")
     cases = {
