@@ -76,7 +76,6 @@ from keras_cool.callbacks._ema_update import build_update
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 TWO_PROFILES = (0.05, 0.1)
-CASES = ("mlp", "convnet", "mlp_large", "convnet_large")
 
 
 class Case(typing.NamedTuple):
@@ -371,8 +370,6 @@ def main():
         "convnet_large)",
     )
     args = parser.parse_args()
-    if args.cases is None:
-        args.cases = "mlp,convnet_large" if args.quick else ",".join(CASES)
     if args.jit_compile and keras.backend.backend() != "tensorflow":
         parser.error("--jit-compile: for the TensorFlow backend only")
     cases = {
@@ -414,6 +411,8 @@ def main():
         f"jit_compile={args.jit_compile} clock={args.clock} "
         f"load={os.getloadavg()[0]:.2f}"
     )
+    if args.cases is None:
+        args.cases = "mlp,convnet_large" if args.quick else ",".join(cases)
     unknown = set(args.cases.split(",")) - set(cases)
     if unknown:
         parser.error(f"--cases: unknown {sorted(unknown)}; use {list(cases)}")
