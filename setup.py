@@ -53,6 +53,7 @@ setup(
             "matplotlib",
             "pytest",
             "pytest-timeout",
+            "pytest-xdist",
             "ruff",
             "scikit-learn",
             "Pillow",
