@@ -53,7 +53,6 @@ setup(
             "matplotlib",
             "pytest",
             "pytest-timeout",
-            "pytest-xdist",
             "ruff",
             "scikit-learn",
             "Pillow",

@@ -70,10 +70,6 @@ def pytest_collection_modifyitems(config, items):
                         reason=f"needs {needed} devices, {have} available"
                     )
                 )
-    # Slow tests first (a stable sort): with `pytest -n` (pytest-xdist)
-    # the long script runs then overlap with the many short tests instead
-    # of running last on one worker.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

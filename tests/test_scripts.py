@@ -7,9 +7,8 @@ their files under `outputs/<name>/quick/` only; benchmarks end with
 directory (so their PNGs land there) with the current backend, two at a
 time: the first script test starts every selected script, and each test
 waits for its own. (Most of a quick run is Python imports and tracing, one
-core each, so two at a time take about half as long on two cores. The
-conftest puts these slow tests first, so with the suite's two pytest-xdist
-workers the other worker runs the short tests beside them.)
+core each, so two at a time take about half as long on two cores; nothing
+else runs while they do.)
 """
 
 import concurrent.futures
