@@ -17,7 +17,17 @@ backend; tests may.
 import os
 import signal
 
-import keras
+# The suite compiles thousands of small XLA programs (every JAX test, and
+# the scripts it starts) and runs each only a few times, so LLVM's
+# optimisation passes cost more time than they save: tests compile at
+# level 0 unless XLA_FLAGS already chooses a level. Set before Keras
+# imports a backend, which reads XLA_FLAGS when it starts.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = " ".join(
+        [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]
+    ).strip()
+
+import keras  # noqa: E402
 import numpy as np
 import pytest
 
