@@ -275,27 +275,12 @@ class Blocks:
         """
         for wid in wids:
             for number in range(self.seen[wid]):  # created, never sent
-                self._unlink_name(f"{self.prefix}_{wid}_{number}")
-            number = self.seen[wid]
-            while True:
                 name = f"{self.prefix}_{wid}_{number}"
-                try:
-                    block = shared_memory.SharedMemory(name)
-                except FileNotFoundError:
-                    break
-                block.close()
-                _unlink(block)
+                if name not in self.mapped:
+                    _remove(name)
+            number = self.seen[wid]
+            while _remove(f"{self.prefix}_{wid}_{number}"):
                 number += 1
-
-    def _unlink_name(self, name):
-        if name in self.mapped:
-            return
-        try:
-            block = shared_memory.SharedMemory(name)
-        except FileNotFoundError:
-            return
-        block.close()
-        _unlink(block)
 
     def close(self):
         """Forget the mappings: each is unmapped once no array uses it."""
@@ -307,3 +292,29 @@ def _unlink(block):
         block.unlink()
     except FileNotFoundError:
         pass
+
+
+def _remove(name):
+    """Removes the name of block `name`; False if there is none.
+
+    A worker killed between creating a block and giving it a size leaves
+    an empty one, which `SharedMemory` cannot map to unlink: on Linux its
+    file in `/dev/shm` is removed directly (it was never registered with
+    the resource tracker). Elsewhere the empty name stays; it holds no
+    memory.
+    """
+    try:
+        block = shared_memory.SharedMemory(name)
+    except FileNotFoundError:
+        return False
+    except ValueError:  # "cannot mmap an empty file"
+        if not os.path.isdir(SHM_DIR):
+            return False
+        try:
+            os.unlink(os.path.join(SHM_DIR, name))
+        except FileNotFoundError:
+            pass
+        return True
+    block.close()
+    _unlink(block)
+    return True

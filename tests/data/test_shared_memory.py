@@ -119,6 +119,25 @@ def test_no_block_left_after_a_worker_is_killed(small_threshold):
     assert not multiprocessing.active_children()
 
 
+def test_empty_block_of_a_worker_killed_while_making_it_is_removed():
+    # A worker killed between creating a block and sizing it leaves an
+    # empty block, which cannot be mapped; the pool still removes it and
+    # the blocks numbered after it.
+    prefix = _shared.new_prefix()
+    blocks = _shared.Blocks(prefix, threshold=64)
+    made = _shared.WorkerBlocks(prefix, 0, threshold=64)
+    made.pack(np.ones(64, "float32"))  # block 0, never sent
+    empty = os.path.join(SHM, f"{prefix}_0_1")
+    os.close(os.open(empty, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    made.blocks[2] = _shared.shared_memory.SharedMemory(
+        f"{prefix}_0_2", create=True, size=64
+    )
+    assert len(blocks_of(os.getpid())) == 3
+    blocks.unlink_rest([0])
+    made.close()
+    assert not blocks_of(os.getpid())
+
+
 LARGE_INTERRUPTED = """
 import os
 import sys
