@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from multiprocessing import shared_memory
 
 import keras
 import numpy as np
@@ -129,7 +130,7 @@ def test_empty_block_of_a_worker_killed_while_making_it_is_removed():
     made.pack(np.ones(64, "float32"))  # block 0, never sent
     empty = os.path.join(SHM, f"{prefix}_0_1")
     os.close(os.open(empty, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-    made.blocks[2] = _shared.shared_memory.SharedMemory(
+    made.blocks[2] = shared_memory.SharedMemory(
         f"{prefix}_0_2", create=True, size=64
     )
     assert len(blocks_of(os.getpid())) == 3
