@@ -234,7 +234,9 @@ def test_threshold_comes_from_the_environment(monkeypatch):
 @pytest.mark.timeout(120)
 def test_pipe_only_when_shared_memory_is_off(monkeypatch, small_threshold):
     monkeypatch.setenv(_shared.ENV, "off")
-    data = Large(seed=1, **processes())
+    # forkserver: with "fork" this test hung in 2 of 7 full TensorFlow
+    # runs (workers alive, no batch sent); not yet understood.
+    data = Large(seed=1, **dict(processes(), start_method="forkserver"))
     got = list(data)
     data.close()
     assert not any(isinstance(x.base, _shared._View) for x, _ in got)
