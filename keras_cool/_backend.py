@@ -9,6 +9,8 @@ measurement that shows it, or where only a backend package can do the job:
 - `make_ema_average`: the in-place EMA update (torch `lerp_`, one fused
   TensorFlow kernel, else `keras.ops`);
 - `once_per_step`: run an update once per step under `tf.distribute`;
+- `gradient_after`: order a read of weights before the step's update
+  (TensorFlow graphs);
 - `collect_before_exit`: free tf.data iterators before interpreter exit;
 - `split_across_processes`, `process_shard`: multi-process JAX / torch;
 - `fused_attention_pays`: whether BERT's attention calls
@@ -28,6 +30,7 @@ import keras
 __all__ = [
     "collect_before_exit",
     "fused_attention_pays",
+    "gradient_after",
     "make_ema_average",
     "once_per_step",
     "process_shard",
@@ -138,6 +141,33 @@ def once_per_step(update):
         return update()
     context = tf.distribute.get_replica_context()
     return context.merge_call(lambda strategy: update())
+
+
+def gradient_after(values, outputs):
+    """`outputs` unchanged, but on TensorFlow their gradient is computed
+    only after `values` are.
+
+    In a TensorFlow graph, a read of a variable whose value feeds only
+    another part of the gradient is not ordered before the optimizer's
+    update of that variable: `AdversarialObjective`'s frozen pass (D's
+    weights read for the generator's gradient) sometimes read D's weights
+    after this step's update (run-to-run differences proportional to the
+    learning rate). Routing D's own gradient through `outputs` makes that
+    update wait for the read. JAX and torch run the step in order: no-op.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return outputs
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def identity(x):
+        def grad(upstream):
+            with tf.control_dependencies(values):
+                return tf.identity(upstream)
+
+        return tf.identity(x), grad
+
+    return keras.tree.map_structure(identity, outputs)
 
 
 def split_across_processes(variables):

@@ -39,10 +39,6 @@ def assert_matches_one_device(out):
 
 TF_MIRRORED = """
 import tensorflow as tf
-# Without it, the one-device fit of the 3-pass AdversarialObjective varies
-# from run to run on TensorFlow (graph mode, several inter-op threads):
-# see docs/how_it_works/adversarial_objective.md.
-tf.config.experimental.enable_op_determinism()
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

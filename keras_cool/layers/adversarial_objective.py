@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_cool._backend import gradient_after
 from keras_cool._layer_tree import layer_paths
 from keras_cool.layers._checks import check_weight
 from keras_cool.layers.gradient_switch import GradientSwitch
@@ -254,11 +255,9 @@ class AdversarialObjective(keras.layers.Layer):
             )
         return self._has_batch_norm
 
-    def _run(self, inputs, training, frozen):
-        """D on `inputs`; `frozen`: D's weights are constants (no θ_D grad)."""
-        if not frozen:
-            return self.discriminator(inputs, training=training)
-        scores, _ = self.discriminator.stateless_call(
+    def _frozen_weights(self):
+        """D's weights as constants: `(trainable, non_trainable)` values."""
+        return (
             [
                 ops.stop_gradient(v)
                 for v in self.discriminator.trainable_variables
@@ -267,12 +266,19 @@ class AdversarialObjective(keras.layers.Layer):
                 ops.convert_to_tensor(v)
                 for v in self.discriminator.non_trainable_variables
             ],
-            inputs,
-            training=training,
+        )
+
+    def _run(self, inputs, training, frozen=None):
+        """D on `inputs`; `frozen`: `_frozen_weights()` to run D on as
+        constants (no gradient reaches θ_D)."""
+        if frozen is None:
+            return self.discriminator(inputs, training=training)
+        scores, _ = self.discriminator.stateless_call(
+            *frozen, inputs, training=training
         )
         return scores
 
-    def _discriminate(self, real, generated, training, frozen=False):
+    def _discriminate(self, real, generated, training, frozen=None):
         """`D(real), D(generated)`: two calls, or one on the joined batch.
 
         `real` and `generated` are tensors, or lists of tensors for a
@@ -347,18 +353,21 @@ class AdversarialObjective(keras.layers.Layer):
         )
         # The generator's pass sees D's weights as constants: no gradient
         # reaches θ_D from L_G (and D's state, e.g. BatchNorm statistics,
-        # is not updated by this pass).
+        # is not updated by this pass). D's gradient waits for that read,
+        # so the optimizer cannot update D before it (TensorFlow graphs).
+        frozen = self._frozen_weights()
+        d_real, d_stop = gradient_after(frozen[0], [d_real, d_stop])
         gen_in = keras.tree.map_structure(switch, generated)
         if self.trainable_real:
             d_real_g, d_gen = self._discriminate(
                 keras.tree.map_structure(switch, real),
                 gen_in,
                 training,
-                frozen=True,
+                frozen=frozen,
             )
         else:
             d_real_g = stop(d_real)
-            d_gen = self._run(gen_in, training, frozen=True)
+            d_gen = self._run(gen_in, training, frozen=frozen)
         loss = self._d_loss(d_real, d_stop)
         loss = loss + self._g_loss(d_real_g, d_gen)
         if self.gradient_penalty:
