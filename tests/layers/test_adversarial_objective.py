@@ -452,9 +452,9 @@ def test_gradient_penalty_estimates_r1_and_reaches_only_d(backend_grad):
 
 def test_three_pass_fits_from_one_seed_are_identical():
     # The frozen pass reads D's weights for G's gradient only. On
-    # TensorFlow that read was not ordered before the step's update of D,
-    # and 2 to 5 of 40 short fits read D after it (different losses); two
-    # fits of 400 steps then differed almost surely.
+    # TensorFlow that read was not ordered before the step's update of D:
+    # 40 short fits gave 2 to 6 different loss histories, and two fits of
+    # 400 steps differed almost surely.
     real, noise = data(3200)
 
     def fit():
