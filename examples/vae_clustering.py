@@ -31,7 +31,9 @@ robust, all inside the one-step model and all label-free:
    other codes apart (`NeighbourEmbedding`), and SCAN's agreement loss
    asks their cluster probabilities to agree (`NeighbourAgreement`);
    on the 28x28 images both weigh 10 times more, as the reconstruction
-   term sums over 12 times more pixels;
+   term sums over 12 times more pixels. On Fashion-MNIST the neighbour
+   is also mirrored left-right at random and its contrast changed
+   (`--neighbour-augment`), so the codes learn to ignore both;
 2. a strong batch-level balance term (`marginal_weight=50`, batches of
    256), since the classes are about equally frequent; 300 on
    Fashion-MNIST, whose clusters otherwise drift to unequal sizes;
@@ -90,6 +92,7 @@ DEFAULTS = {
         restart_epochs=30,
         hidden=256,
         neighbour_space="pixels",
+        neighbour_augment=0.0,
         embedding_weight=5.0,
         neighbour_weight=5.0,
         marginal_weight=50.0,
@@ -102,6 +105,7 @@ DEFAULTS = {
         restart_epochs=30,
         hidden=256,
         neighbour_space="deskew",
+        neighbour_augment=0.0,
         embedding_weight=50.0,
         neighbour_weight=50.0,
         marginal_weight=50.0,
@@ -114,13 +118,16 @@ DEFAULTS = {
         restart_epochs=5,
         hidden=256,
         neighbour_space="cosine",
+        neighbour_augment=0.5,
         embedding_weight=50.0,
         neighbour_weight=50.0,
         marginal_weight=300.0,
         select="loss",
     ),
 }
-DEFAULTS["mnist"] = DEFAULTS["fashion_mnist"]
+# Full MNIST (with a network): Fashion-MNIST's settings, but no mirrored
+# neighbours (a mirrored digit is not the same digit).
+DEFAULTS["mnist"] = dict(DEFAULTS["fashion_mnist"], neighbour_augment=0.0)
 
 
 def per_dataset(option):
@@ -210,6 +217,15 @@ def parse_args(argv=None):
         "and blurred, then cosine)" + per_dataset("neighbour_space"),
     )
     parser.add_argument(
+        "--neighbour-augment",
+        type=float,
+        default=None,
+        help="augment the neighbour of each pair: mirrored left-right with "
+        "probability 1/2 and its pixels raised to a random power "
+        "exp(u), u uniform in [-A, A] (a contrast change); 0: off"
+        + per_dataset("neighbour_augment"),
+    )
+    parser.add_argument(
         "--neighbours",
         type=int,
         default=10,
@@ -279,7 +295,13 @@ def parse_args(argv=None):
 # Fashion-MNIST (a 10,000-image sample), pixels 75.9 %, cosine 76.6 %.
 # "Neighbours share a cluster" is a strong hint that needs no labels.
 # Above 200,000 pairs they are gathered batch by batch (`PairBatches`)
-# instead of being copied into arrays.
+# instead of being copied into arrays, and so are augmented ones: with
+# `--neighbour-augment A` (Fashion-MNIST's default 0.5) each neighbour
+# is mirrored left-right with probability 1/2 and its pixels raised to a
+# random power between exp(-A) and exp(A). A garment and its mirror image
+# are the same kind of garment, and a dark and a light shirt are both
+# shirts: the neighbour losses then teach the encoder to ignore the side
+# an item faces and its contrast, which the pixels' distances do not.
 
 
 def deskew(images):
@@ -346,19 +368,26 @@ class PairBatches(keras.utils.PyDataset):
     """Shuffled batches `([image, neighbour], image)` of all the pairs,
     gathered per batch: for large data sets, where the `k * n` pairs would
     not fit in memory as arrays (70,000 * 10 pairs of 28x28 floats: 4.4
-    GB).
+    GB), and for augmented neighbours.
 
     Args:
-        x: the images.
+        x: the images, in [0, 1].
         nearest: (n, k) neighbour indices.
         batch_size: pairs per batch.
-        seed: seed of the shuffles (a new one each epoch).
-        limit: use only this many pairs (a fixed random subset).
+        seed: seed of the shuffles (a new one each epoch) and of the
+            augmentation.
+        limit: use only this many pairs (a fixed random subset, never
+            augmented).
+        augment: `--neighbour-augment`: each neighbour is mirrored
+            left-right with probability 1/2 and raised to the power
+            `exp(u)`, `u ~ U(-augment, augment)`. 0 (the default): off.
     """
 
-    def __init__(self, x, nearest, batch_size, seed=0, limit=None, **kw):
+    def __init__(
+        self, x, nearest, batch_size, seed=0, limit=None, augment=0.0, **kw
+    ):
         super().__init__(**kw)
-        self.x, self.batch_size = x, batch_size
+        self.x, self.batch_size, self.augment = x, batch_size, augment
         k = nearest.shape[1]
         self.first = np.repeat(np.arange(len(x)), k)
         self.second = nearest.reshape(-1)
@@ -374,8 +403,19 @@ class PairBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         size = self.batch_size
         rows = self.order[index * size : (index + 1) * size]
-        first = self.x[self.first[rows]]
-        return (first, self.x[self.second[rows]]), first
+        first, second = self.x[self.first[rows]], self.x[self.second[rows]]
+        if self.augment and self.rng is not None:
+            second = self.augmented(second)
+        return (first, second), first
+
+    def augmented(self, images):
+        """Mirrored at random, and a random power (contrast) per image."""
+        count = len(images)
+        mirror = (self.rng.random(count) < 0.5)[:, None, None, None]
+        images = np.where(mirror, images[:, :, ::-1], images)
+        power = self.rng.uniform(-self.augment, self.augment, count)
+        gamma = np.exp(power)[:, None, None, None]
+        return (images**gamma).astype(self.x.dtype)
 
     def on_epoch_end(self):
         if self.rng is not None:
@@ -633,13 +673,17 @@ def train(x, args, labels=None):
     )
     k = nearest.shape[1]
     print(f"nearest neighbours: {time.time() - start:.1f} s")
-    if len(x) * k <= 200000:  # all pairs as arrays, shuffled by fit
+    if len(x) * k <= 200000 and not args.neighbour_augment:
+        # all pairs as arrays, shuffled by fit
         pairs = list(neighbour_pairs(x, nearest))
         data = dict(x=pairs, y=pairs[0], batch_size=args.batch_size)
         fit = dict(shuffle=True, verbose=0, **data)
         scored = dict(data, batch_size=512)
     else:  # gathered per batch
-        batches = PairBatches(x, nearest, args.batch_size, args.seed)
+        augment = args.neighbour_augment
+        batches = PairBatches(
+            x, nearest, args.batch_size, args.seed, augment=augment
+        )
         fit = dict(x=batches, verbose=0)
         scored = dict(x=PairBatches(x, nearest, 512, args.seed, limit=100000))
 

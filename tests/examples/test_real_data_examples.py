@@ -83,6 +83,35 @@ def test_pair_batches_cover_every_pair_once_per_epoch(example):
     assert [fixed[i][0][0].ravel().tolist() for i in range(2)] == first_pass
 
 
+def test_pair_batches_augment_only_the_neighbours(example):
+    vc = example("vae_clustering")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 0.9, (20, 4, 4, 1)).astype("float32")
+    nearest = (np.arange(20)[:, None] + np.array([1, 2])) % 20
+    batches = vc.PairBatches(x, nearest, batch_size=40, seed=0, augment=0.5)
+    (first, second), target = batches[0]
+    np.testing.assert_array_equal(first, target)
+    (plain_first, plain_second), _ = vc.PairBatches(
+        x, nearest, batch_size=40, seed=0
+    )[0]
+    np.testing.assert_array_equal(first, plain_first)  # the same pairs
+    mirrored = []
+    for got, source in zip(second, plain_second):
+        # got = source ** g or mirror(source) ** g, one g per image
+        ratios = [np.log(got) / np.log(s) for s in (source, source[:, ::-1])]
+        flat = [np.ptp(r) < 1e-4 for r in ratios]
+        assert any(flat)
+        mirrored.append(not flat[0])
+        power = ratios[0 if flat[0] else 1].mean()
+        assert np.exp(-0.5) - 1e-4 <= power <= np.exp(0.5) + 1e-4
+    assert 0 < sum(mirrored) < len(mirrored)
+    again = vc.PairBatches(x, nearest, batch_size=40, seed=0, augment=0.5)
+    np.testing.assert_array_equal(again[0][0][1], second)  # seeded
+    fixed = vc.PairBatches(x, nearest, 40, seed=0, limit=40, augment=0.5)
+    (_, fixed_second), _ = fixed[0]
+    np.testing.assert_array_equal(fixed_second, x[nearest.reshape(-1)])
+
+
 def test_agreement_picks_the_consensus_restart(example):
     vc = example("vae_clustering")
     base = np.repeat(np.arange(4), 10)
@@ -123,6 +152,9 @@ def test_defaults_follow_the_dataset(example):
     assert digits.neighbour_space == "pixels"
     assert fashion.epochs == vc.DEFAULTS["fashion_mnist"]["epochs"]
     assert (fashion.select, fashion.marginal_weight) == ("loss", 300.0)
+    assert (digits.neighbour_augment, fashion.neighbour_augment) == (0.0, 0.5)
+    mnist = vc.parse_args(["--dataset", "mnist"])  # no mirrored digits
+    assert (mnist.marginal_weight, mnist.neighbour_augment) == (300.0, 0.0)
     mnist5k = vc.parse_args(["--dataset", "mnist5k"])
     assert (mnist5k.select, mnist5k.marginal_weight) == ("agreement", 50.0)
     assert digits.marginal_weight == 50.0
