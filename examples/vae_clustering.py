@@ -220,6 +220,7 @@ def parse_args(argv=None):
         "--neighbour-augment",
         type=float,
         default=None,
+        metavar="A",
         help="augment the neighbour of each pair: mirrored left-right with "
         "probability 1/2 and its pixels raised to a random power "
         "exp(u), u uniform in [-A, A] (a contrast change); 0: off"
