@@ -115,7 +115,7 @@ DEFAULTS = {
         epochs=20,
         warmup_epochs=20,
         restarts=6,
-        restart_epochs=5,
+        restart_epochs=10,
         hidden=256,
         neighbour_space="cosine",
         neighbour_augment=0.5,
@@ -156,14 +156,16 @@ def parse_args(argv=None):
         "--epochs",
         type=int,
         default=None,
-        help="epochs of the winning restart's clustering VAE"
+        help="passes over the images of the winning restart's clustering "
+        "VAE"
         + per_dataset("epochs"),
     )
     parser.add_argument(
         "--warmup-epochs",
         type=int,
         default=None,
-        help="epochs of the autoencoder warm-up" + per_dataset("warmup_epochs"),
+        help="passes over the images of the autoencoder warm-up"
+        + per_dataset("warmup_epochs"),
     )
     parser.add_argument(
         "--batch-size",
@@ -243,7 +245,9 @@ def parse_args(argv=None):
         "--restart-epochs",
         type=int,
         default=None,
-        help="epochs each restart trains before they are compared"
+        help="passes over the images each restart trains before they are "
+        "compared (as --epochs and --warmup-epochs, rounded to whole epochs "
+        "over the pairs: multiples of --neighbours)"
         + per_dataset("restart_epochs"),
     )
     parser.add_argument(
@@ -715,7 +719,7 @@ def train(x, args, labels=None):
             print(
                 f"restart {restart}: loss {loss:.4f} (k-means start acc "
                 f"{cluster_scores(labels, initial)['acc']:.4f}, after "
-                f"{args.restart_epochs} epochs "
+                f"{args.restart_epochs} passes "
                 f"{cluster_scores(labels, clusters)['acc']:.4f}; "
                 f"{time.time() - start:.0f} s)"
             )
