@@ -157,8 +157,7 @@ def parse_args(argv=None):
         type=int,
         default=None,
         help="passes over the images of the winning restart's clustering "
-        "VAE"
-        + per_dataset("epochs"),
+        "VAE" + per_dataset("epochs"),
     )
     parser.add_argument(
         "--warmup-epochs",
