@@ -5,11 +5,11 @@ Description: the claim of Su Jianlin's first post (plain GAN training
     real images: the same small DCGAN, plain and regularized, same seeds,
     one `fit` each, scored every few epochs by a classifier trained once on
     Fashion-MNIST.
-What you will see: a table per seed and arm of the classes covered, the
-    KL of the generated class histogram from uniform and the Fréchet
-    distance in the classifier's features, at the end and at the worst
-    evaluation; a PNG of these curves over the epochs; a sample grid per
-    arm.
+What you will see: a line per scoring; a table per seed and arm of the
+    classes covered, the KL of the generated class histogram from uniform
+    and the Fréchet distance in the classifier's features, at the end and
+    at the worst evaluation; a PNG of these curves over the epochs; a
+    sample grid per arm.
 
 Su's "unified variational view" (kexue.fm/archives/5716) finds that the
 usual generator loss misses a term, `KL(q(x) ‖ q°(x))` with `q°` the
@@ -340,7 +340,7 @@ class Scorer:
         self.real = gaussian(self.predict(real)[0])
         self.noise = rng.normal(size=(args.eval_samples, args.latent_dim))
         self.noise = self.noise.astype("float32")
-        self.history = []
+        self.history, self.label = [], ""
 
     def predict(self, images):
         feats, logits = self.features.predict(images, batch_size=512, verbose=0)
@@ -352,6 +352,11 @@ class Scorer:
         covered, kl = class_scores(predicted)
         fd = frechet_distance(*gaussian(feats), *self.real)
         self.history.append(dict(epoch=epoch, classes=covered, kl=kl, fd=fd))
+        print(
+            f"{self.label} epoch {epoch}: classes {covered} KL {kl:.3f} "
+            f"FD {fd:.2f}",
+            flush=True,
+        )
         return fd
 
 
@@ -433,10 +438,10 @@ class GanBatches(keras.utils.PyDataset):
 # scorer keeps all three numbers).
 
 
-def train(x, scorer, args, seed, penalty):
+def train(x, scorer, args, seed, arm, penalty):
     keras.utils.set_random_seed(seed)
     model, generator = build_gan(args, penalty)
-    scorer.history = []
+    scorer.history, scorer.label = [], f"{arm} seed {seed}"
     scorer(generator, 0)
     evaluator = keras_cool.callbacks.Evaluator(
         lambda _: scorer(generator, len(scorer.history) * args.eval_every),
@@ -591,7 +596,9 @@ def main(argv=None):
     histories, rows, samples = {}, [], {}
     for seed in range(args.seed, args.seed + args.seeds):
         for arm, penalty in arms:
-            generator, history, seconds = train(x, scorer, args, seed, penalty)
+            generator, history, seconds = train(
+                x, scorer, args, seed, arm, penalty
+            )
             histories[(arm, seed)] = history
             row = dict(arm=arm, seed=seed, seconds=seconds, **summary(history))
             rows.append(row)
