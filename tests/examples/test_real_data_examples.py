@@ -153,6 +153,9 @@ def test_defaults_follow_the_dataset(example):
     assert fashion.epochs == vc.DEFAULTS["fashion_mnist"]["epochs"]
     assert (fashion.select, fashion.marginal_weight) == ("loss", 300.0)
     assert (digits.neighbour_augment, fashion.neighbour_augment) == (0.0, 0.5)
+    assert (digits.neighbours, fashion.neighbours) == (10, 3)
+    custom = vc.parse_args(["--dataset", "fashion_mnist", "--neighbours", "5"])
+    assert custom.neighbours == 5
     mnist = vc.parse_args(["--dataset", "mnist"])  # no mirrored digits
     assert (mnist.marginal_weight, mnist.neighbour_augment) == (300.0, 0.0)
     mnist5k = vc.parse_args(["--dataset", "mnist5k"])
