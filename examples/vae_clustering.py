@@ -25,7 +25,7 @@ different random numbers for the same seed). Three additions make it
 robust, all inside the one-step model and all label-free:
 
 1. neighbour pairs: each image is trained together with its nearest
-   neighbours (`--neighbours`: 10 on the digits and MNIST-5k, 3 on
+   neighbours (`--neighbours`: 10 on the digits and MNIST-5k, 2 on
    Fashion-MNIST; `--neighbour-space`: in pixel space on the digits; on
    MNIST-5k among deskewed, blurred digits by cosine; on Fashion-MNIST
    by cosine). A UMAP-style loss pulls their codes together and pushes
@@ -117,7 +117,7 @@ DEFAULTS = {
     "fashion_mnist": dict(
         epochs=20,
         warmup_epochs=20,
-        neighbours=3,
+        neighbours=2,
         restarts=6,
         restart_epochs=10,
         hidden=256,
@@ -296,7 +296,7 @@ def parse_args(argv=None):
 # Debian package `dataset-fashion-mnist` installs (or the four IDX files
 # in `--data-dir`); see `examples/_data.py`. Each image is paired with
 # each of its `--neighbours` nearest neighbours (k: 10 on the digits and
-# MNIST-5k, 3 on Fashion-MNIST, whose graph is noisier), so one epoch
+# MNIST-5k, 2 on Fashion-MNIST, whose graph is noisier), so one epoch
 # over the pairs sees every image k times; the epoch counts below are
 # rescaled so that `--epochs` still counts passes over the images.
 # Share of the neighbours with the image's label (the labels only measure

@@ -153,7 +153,7 @@ def test_defaults_follow_the_dataset(example):
     assert fashion.epochs == vc.DEFAULTS["fashion_mnist"]["epochs"]
     assert (fashion.select, fashion.marginal_weight) == ("loss", 300.0)
     assert (digits.neighbour_augment, fashion.neighbour_augment) == (0.0, 0.5)
-    assert (digits.neighbours, fashion.neighbours) == (10, 3)
+    assert (digits.neighbours, fashion.neighbours) == (10, 2)
     custom = vc.parse_args(["--dataset", "fashion_mnist", "--neighbours", "5"])
     assert custom.neighbours == 5
     mnist = vc.parse_args(["--dataset", "mnist"])  # no mirrored digits
