@@ -295,10 +295,10 @@ def parse_args(argv=None):
 # `--dataset fashion_mnist` the 70,000 Fashion-MNIST images that the
 # Debian package `dataset-fashion-mnist` installs (or the four IDX files
 # in `--data-dir`); see `examples/_data.py`. Each image is paired with
-# each of its `--neighbours` nearest neighbours (k: 10 on the digits and
-# MNIST-5k, 2 on Fashion-MNIST, whose graph is noisier), so one epoch
-# over the pairs sees every image k times; the epoch counts below are
-# rescaled so that `--epochs` still counts passes over the images.
+# each of its k = `--neighbours` nearest neighbours (fewer on
+# Fashion-MNIST, whose graph is noisier), so one epoch over the pairs
+# sees every image k times; the epoch counts below are rescaled so that
+# `--epochs` still counts passes over the images.
 # Share of the neighbours with the image's label (the labels only measure
 # the hint here; the search never sees them): digits, pixels 96.5 %;
 # MNIST-5k, pixels 88.2 %, deskewed and blurred by cosine 94.5 %;
