@@ -112,6 +112,43 @@ def test_pair_batches_augment_only_the_neighbours(example):
     np.testing.assert_array_equal(fixed_second, x[nearest.reshape(-1)])
 
 
+def test_pair_batches_stretch_the_neighbours_vertically(example):
+    vc = example("vae_clustering")
+    height = 9
+    rows = np.arange(height, dtype="float32")
+    # channel 0 holds the row index, channel 1 ones: inside the image, a
+    # stretched image shows in channel 0 where each row was taken from
+    x = np.stack(
+        [np.broadcast_to(rows[:, None], (height, 3)), np.ones((height, 3))],
+        axis=-1,
+    )
+    x = np.repeat(x[None], 20, axis=0).astype("float32")
+    nearest = (np.arange(20)[:, None] + np.array([1, 2])) % 20
+    batches = vc.PairBatches(x, nearest, batch_size=40, seed=0, stretch=0.3)
+    (first, second), target = batches[0]
+    assert first.shape == (40, height, 3, 2)
+    np.testing.assert_array_equal(first, np.broadcast_to(x[0], first.shape))
+    np.testing.assert_array_equal(target, first)
+    slopes = []
+    centre = (height - 1) / 2
+    for image in second:
+        inside = np.isclose(image[:, 0, 1], 1.0)
+        assert inside[int(centre)] and (image[~inside, :, 1] < 1).all()
+        source = image[inside, 0, 0]
+        slope, intercept = np.polyfit(rows[inside], source, 1)
+        fitted = slope * rows[inside] + intercept
+        np.testing.assert_allclose(source, fitted, atol=1e-5)
+        np.testing.assert_allclose(intercept, centre * (1 - slope), atol=1e-4)
+        np.testing.assert_allclose(image[:, 0], image[:, 2])  # per row
+        slopes.append(slope)
+    assert np.exp(-0.3) - 1e-4 <= min(slopes) < 1 < max(slopes)
+    assert max(slopes) <= np.exp(0.3) + 1e-4
+    again = vc.PairBatches(x, nearest, batch_size=40, seed=0, stretch=0.3)
+    np.testing.assert_array_equal(again[0][0][1], second)  # seeded
+    fixed = vc.PairBatches(x, nearest, 40, seed=0, limit=40, stretch=0.3)
+    np.testing.assert_array_equal(fixed[0][0][1], x[nearest.reshape(-1)])
+
+
 def test_agreement_picks_the_consensus_restart(example):
     vc = example("vae_clustering")
     base = np.repeat(np.arange(4), 10)
@@ -127,6 +164,18 @@ def test_agreement_picks_the_consensus_restart(example):
     assert candidates[vc.select_restart(candidates, "agreement")][2] != (
         "merged"
     )
+
+
+def test_neighbours_picks_the_restart_that_keeps_pairs_together(example):
+    vc = example("vae_clustering")
+    base = np.repeat(np.arange(4), 10)
+    # each point's 2 neighbours: the next two points of its group of 10
+    nearest = (np.arange(40)[:, None] + np.array([1, 2])) % 10
+    nearest += 10 * base[:, None]
+    halves = np.tile(np.repeat([0, 1], 5), 4) + 2 * (base % 2)  # cuts groups
+    candidates = [(9.0, halves, "cut"), (10.0, (base + 1) % 4, "kept")]
+    assert vc.select_restart(candidates, "loss") == 0
+    assert vc.select_restart(candidates, "neighbours", nearest) == 1
 
 
 def test_baselines_per_dataset(example):
@@ -151,13 +200,15 @@ def test_defaults_follow_the_dataset(example):
     assert (digits.epochs, digits.select) == (100, "loss")
     assert digits.neighbour_space == "pixels"
     assert fashion.epochs == vc.DEFAULTS["fashion_mnist"]["epochs"]
-    assert (fashion.select, fashion.marginal_weight) == ("loss", 300.0)
+    assert (fashion.select, fashion.marginal_weight) == ("neighbours", 300.0)
     assert (digits.neighbour_augment, fashion.neighbour_augment) == (0.0, 0.5)
+    assert (digits.neighbour_stretch, fashion.neighbour_stretch) == (0.0, 0.2)
     assert (digits.neighbours, fashion.neighbours) == (10, 2)
     custom = vc.parse_args(["--dataset", "fashion_mnist", "--neighbours", "5"])
     assert custom.neighbours == 5
     mnist = vc.parse_args(["--dataset", "mnist"])  # no mirrored digits
     assert (mnist.marginal_weight, mnist.neighbour_augment) == (300.0, 0.0)
+    assert (mnist.neighbour_stretch, mnist.select) == (0.0, "loss")
     mnist5k = vc.parse_args(["--dataset", "mnist5k"])
     assert (mnist5k.select, mnist5k.marginal_weight) == ("agreement", 50.0)
     assert digits.marginal_weight == 50.0
